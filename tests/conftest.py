@@ -1,0 +1,14 @@
+"""Strict JAX settings for the whole suite: rank promotion raises; pytest turns warnings into errors."""
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)
