@@ -326,7 +326,8 @@ def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable
         if inputs.shape[-1:] != W.shape[:1]:
             raise ValueError(f"Dense: expected inputs with last dimension {W.shape[0]}, got shape {inputs.shape}; "
                              f"re-initialize with the right input_shape or add Flatten before Dense")
-        return jnp.dot(inputs, W) + b
+        y = jnp.dot(inputs, W)
+        return y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast (strict rank promotion)
 
     return Layer(init, apply)
 
