@@ -1,0 +1,148 @@
+"""Babysitting diagnostics: activation statistics, the initialization experiment, gradient norms, update ratios,
+loss verdicts, overfit_small, callbacks inside fit, plots."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fnn import core
+from fnn import diagnostics as dg
+from fnn import initializers as ini
+
+
+def test_activation_stats_match_numpy(key):
+    layers = [core.Dense(6), core.Relu, core.Dense(5), core.Tanh, core.Dense(4), core.Sigmoid]
+    _, params = core.serial(*layers).init(key, (-1, 3))
+    # make unit 2 of the ReLU layer dead (bias -100) and push the sigmoid into saturation
+    params = (params[0]._replace(b=params[0].b.at[2].set(-100.0)), (), params[2], (),
+              params[4]._replace(W=10 * params[4].W), ())
+    x = jax.random.normal(key, (64, 3))
+    stats = dg.activation_stats(layers, params, x)
+    assert [s.name for s in stats] == ["Relu", "Tanh", "Sigmoid"] and [s.index for s in stats] == [1, 3, 5]
+    a1 = np.maximum(np.asarray(x) @ np.asarray(params[0].W) + np.asarray(params[0].b), 0)
+    a2 = np.tanh(a1 @ np.asarray(params[2].W) + np.asarray(params[2].b))
+    a3 = 1 / (1 + np.exp(-(a2 @ np.asarray(params[4].W) + np.asarray(params[4].b))))
+    np.testing.assert_allclose([stats[0].mean, stats[0].std], [a1.mean(), a1.std()], rtol=1e-5)
+    assert stats[0].dead == pytest.approx(np.mean(np.all(a1 == 0, axis=0))) and stats[0].dead >= 1 / 6
+    assert stats[1].saturated == pytest.approx(np.mean(np.abs(a2) > 0.99))
+    assert stats[2].saturated == pytest.approx(np.mean((a3 < 0.01) | (a3 > 0.99)))
+    assert np.isnan(stats[0].saturated)
+    table = dg.stats_table(stats, "t")
+    assert "Relu" in table and "Sigmoid" in table
+    assert len(dg.activation_stats(layers, params, x, which="all")) == 6
+
+
+def test_init_experiment_collapse_saturation_stable(key):
+    """10 tanh layers of 500 units: 0.01 * N(0,1) collapses (std shrinks by 0.01 sqrt(500) per layer once tanh is
+    linear), N(0,1) saturates, Glorot stays of order one."""
+    res, layers, params, x = dg.init_experiment(key, n=200)
+    small = [s.std for s in res["N(0,1)*0.01"]]
+    assert small[-1] < 1e-5
+    ratios = np.array(small[1:]) / np.array(small[:-1])
+    np.testing.assert_allclose(ratios[2:], 0.01 * np.sqrt(500), rtol=0.1)
+    assert all(s.saturated > 0.85 and s.std > 0.95 for s in res["N(0,1)"])
+    glorot = res["Glorot"]
+    assert all(0.15 < s.std < 0.7 and s.saturated < 0.05 for s in glorot)
+    assert glorot[-1].std > 1e4 * res["N(0,1)*0.01"][-1].std
+
+
+def test_gradient_norms_vanish_with_sigmoid_not_with_relu_he(key):
+    sig = dg.depth_gradient_norms(key, core.Sigmoid, depth=6, width=32)
+    relu = dg.depth_gradient_norms(key, core.Relu, ini.he_normal(), depth=6, width=32)
+    assert len(sig) == 7
+    assert sig[0] / sig[-1] < 1e-2 and all(a < b for a, b in zip(sig, sig[1:]))
+    assert 0.1 < relu[0] / relu[-1] < 10
+
+
+def test_gradient_norms_and_update_ratios_closed_form():
+    g = {"l": core.DenseParams(jnp.full((2, 2), 3.0), jnp.ones(4))}
+    assert dg.gradient_norms(g) == {"['l'].W": pytest.approx(6.0), "['l'].b": pytest.approx(2.0)}
+    assert list(dg.gradient_norms(g, weights_only=True)) == ["['l'].W"]
+    r = dg.update_ratios({"w": jnp.ones(4)}, {"w": jnp.full(4, 2e-3)})
+    assert r["['w']"] == pytest.approx(2e-3)
+    t = dg.update_ratio_table({"a": 1e-5, "b": 1e-3, "c": 0.1})
+    assert "rate too low?" in t and "ok" in t and "rate too high?" in t
+    with pytest.raises(ValueError, match="update_ratios: params and updates have different structures"):
+        dg.update_ratios({"w": jnp.ones(2)}, [jnp.ones(2)])
+
+
+def test_diagnose_loss_verdicts():
+    k = np.arange(100)
+    rng = np.random.default_rng(0)
+    assert dg.diagnose_loss(2.3 * np.exp(-k / 20) + 0.1).verdict == "ok"
+    assert dg.diagnose_loss(2.3 - 1e-5 * k).verdict == "too_low"
+    assert dg.diagnose_loss(2.3 * np.exp(k / 30)).verdict == "exploding"
+    nan = dg.diagnose_loss([2.3, 2.0, float("nan"), 1.0])
+    assert nan.verdict == "exploding" and "entry 2" in nan.message
+    noisy = dg.diagnose_loss(2.3 - 0.005 * k + 0.3 * rng.normal(size=100))
+    assert noisy.verdict == "noisy" and noisy.noise > 0.25
+    with pytest.raises(ValueError, match="diagnose_loss: expected a 1-D history of at least 4 losses"):
+        dg.diagnose_loss([1.0, 2.0])
+
+
+def test_overfit_small(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = jax.random.normal(k1, (80, 10))
+    y = jax.random.randint(k2, (80,), 0, 5)
+    model = core.mlp([32, 5], core.Tanh)
+    _, params = model.init(k3, (-1, 10))
+    ok = dg.overfit_small(model.apply, params, x, y)
+    assert ok.passed and ok.accuracy == 1.0 and ok.steps < 500
+    acc = float(jnp.mean(jnp.argmax(model.apply(ok.params, x[:50]), -1) == y[:50]))
+    assert acc == 1.0
+    # a "model" that ignores its input cannot memorize random labels: the check fails
+    blind = core.Layer(lambda k, s: ((s[0], 5), jnp.zeros(5)),
+                       lambda p, x, **kw: jnp.zeros((x.shape[0], 5)) + p[None, :])
+    bad = dg.overfit_small(blind.apply, jnp.zeros(5), x, y, steps=200)
+    assert not bad.passed and bad.accuracy < 0.5 and bad.steps == 200
+
+
+def test_monitors_inside_fit(key):
+    train = pytest.importorskip("fnn.train")
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = jax.random.normal(k1, (64, 4))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    layers = dg.mlp_layers([8, 2], core.Relu)
+    model = core.serial(*layers)
+    _, params = model.init(k3, (-1, 4))
+
+    def xent(out, t):
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(out), t[:, None], axis=1))
+
+    lines = []
+    mons = [dg.ActivationMonitor(layers, x[:16], every=2, print_fn=lines.append),
+            dg.UpdateRatioMonitor(every=1, print_fn=lines.append),
+            dg.LossMonitor(every=4, print_fn=lines.append),
+            dg.GradientNormMonitor(lambda p: xent(model.apply(p, x), y), every=4, print_fn=lines.append)]
+    import optax
+    train.fit(model.apply, params, optax.sgd(0.1), xent, x, y, epochs=4, batch_size=16, key=k2, callbacks=mons,
+              verbose=False, progress=False)
+    act, upd, loss, grad = (m.records for m in mons)
+    assert [e for e, _ in act] == [2, 4] and act[0][1][0].name == "Relu"
+    assert [e for e, _ in upd] == [2, 3, 4] and all(0 < r < 1 for r in upd[0][1].values())
+    assert [e for e, _ in loss] == [4] and loss[0][1].verdict in ("ok", "too_low", "noisy")
+    assert [e for e, _ in grad] == [4] and list(grad[0][1]) == ["[0].W", "[2].W"]
+    assert any("activation statistics" in s for s in lines)
+    with pytest.raises(ValueError, match="ActivationMonitor: expected every >= 1"):
+        dg.ActivationMonitor(layers, x, every=0)
+
+
+def test_plots(tmp_path, key):
+    x = jax.random.normal(key, (40, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(jnp.int32)
+    p = dg.plot_decision_boundary(lambda z: jnp.stack([z[:, 0], -z[:, 0]], 1), x, y, tmp_path / "b.png",
+                                  resolution=30)
+    W = jax.random.normal(key, (64, 10))
+    q = dg.plot_first_layer_weights(W, (8, 8), tmp_path / "w.png")
+    layers = [core.Dense(5), core.Tanh, core.Dense(5), core.Relu]
+    _, params = core.serial(*layers).init(key, (-1, 2))
+    r = dg.plot_activation_histograms(layers, params, x, tmp_path / "h.png", title="t")
+    for f in (p, q, r):
+        with open(f, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="cannot be drawn as an image of shape \\(7, 7\\)"):
+        dg.plot_first_layer_weights(W, (7, 7), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="plot_decision_boundary: expected 2-D inputs"):
+        dg.plot_decision_boundary(lambda z: z, jnp.ones((3, 3)), y[:3], tmp_path / "y.png")
+    with pytest.raises(ValueError, match="layer_outputs: expected one params entry per layer \\(4\\), got 2"):
+        dg.layer_outputs(layers, params[:2], x)
