@@ -1,0 +1,50 @@
+"""fnn.metrics against NumPy loops and scikit-learn."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix as sk_confusion, precision_recall_fscore_support
+
+from fnn.metrics import (accuracy, confusion_matrix, error_rate, get_metric, precision_recall_f1,
+                         top_k_accuracy)
+
+RNG = np.random.default_rng(0)
+SCORES = RNG.normal(size=(200, 5)).astype(np.float32)
+LABELS = RNG.integers(0, 5, 200).astype(np.int32)
+
+
+def test_accuracy_and_error_rate_match_numpy_with_labels_and_one_hot():
+    want = np.mean(SCORES.argmax(1) == LABELS)
+    assert float(accuracy(SCORES, LABELS)) == pytest.approx(want)
+    assert float(accuracy(SCORES, np.eye(5, dtype=np.float32)[LABELS])) == pytest.approx(want)
+    assert float(error_rate(SCORES, LABELS)) == pytest.approx(1 - want)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_top_k_accuracy_matches_a_numpy_loop(k):
+    hits = [LABELS[i] in np.argsort(-SCORES[i])[:k] for i in range(200)]
+    assert float(top_k_accuracy(SCORES, LABELS, k)) == pytest.approx(np.mean(hits))
+
+
+def test_confusion_matrix_and_precision_recall_f1_match_sklearn():
+    pred = SCORES.argmax(1)
+    m = np.asarray(confusion_matrix(SCORES, LABELS))
+    np.testing.assert_array_equal(m, sk_confusion(LABELS, pred, labels=range(5)))
+    np.testing.assert_array_equal(confusion_matrix(jnp.asarray(pred), LABELS, num_classes=5), m)
+    p, r, f = precision_recall_f1(m)
+    sp, sr, sf, _ = precision_recall_fscore_support(LABELS, pred, labels=range(5), zero_division=0)
+    np.testing.assert_allclose(p, sp, rtol=1e-6)
+    np.testing.assert_allclose(r, sr, rtol=1e-6)
+    np.testing.assert_allclose(f, sf, rtol=1e-6)
+    p, r, f = precision_recall_f1(np.array([[2, 0], [1, 0]]))   # class 1 never predicted: precision 0, not NaN
+    np.testing.assert_allclose(p, [2 / 3, 0.0])
+    np.testing.assert_allclose(f, [0.8, 0.0])
+
+
+def test_metric_errors_and_lookup():
+    with pytest.raises(ValueError, match=r"expected integer labels of shape \(200,\)"):
+        accuracy(SCORES, LABELS[:10])
+    with pytest.raises(ValueError, match="k >= 1"):
+        top_k_accuracy(SCORES, LABELS, 0)
+    with pytest.raises(ValueError, match="unknown metric 'acc'; valid names: accuracy"):
+        get_metric("acc")
+    assert get_metric("accuracy") == ("accuracy", accuracy)
