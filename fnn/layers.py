@@ -39,6 +39,13 @@ from fnn.normalization import (
 # --- regularization (fnn/dropout.py) ---------------------------------------------------------------------------
 from fnn.dropout import Dropout
 
+# --- recurrent (fnn/recurrent.py) and attention (fnn/attention.py) --------------------------------------------
+from fnn.recurrent import (
+    Cell, SimpleRNNCell, SimpleRNNParams, LSTMCell, LSTMParams, LSTMState, GRUCell, GRUParams, RNN, RNNLayer,
+    Bidirectional, BidirectionalParams, sequence_mask,
+)
+from fnn.attention import MultiHeadAttention, MultiHeadAttentionParams, dot_product_attention, causal_mask
+
 # --- activations as layers (fnn/core.py) -----------------------------------------------------------------------
 from fnn.core import (
     Relu, Sigmoid, Tanh, Elu, LeakyRelu, Softplus, Gelu, Selu, Softmax, LogSoftmax, Step, Sign, Exp,
@@ -69,6 +76,10 @@ __all__ = [
     "standardize",
     # regularization
     "Dropout",
+    # recurrent and attention
+    "Cell", "SimpleRNNCell", "SimpleRNNParams", "LSTMCell", "LSTMParams", "LSTMState", "GRUCell", "GRUParams", "RNN",
+    "RNNLayer", "Bidirectional", "BidirectionalParams", "sequence_mask", "MultiHeadAttention",
+    "MultiHeadAttentionParams", "dot_product_attention", "causal_mask",
     # activations
     "Relu", "Sigmoid", "Tanh", "Elu", "LeakyRelu", "Softplus", "Gelu", "Selu", "Softmax", "LogSoftmax", "Step",
     "Sign", "Exp",
