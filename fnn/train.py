@@ -41,6 +41,7 @@ from jax import lax
 
 from fnn.callbacks import Callback, History, copy_tree, format_epoch_line
 from fnn.data import validate_xy
+from fnn.distributed import batch_sharding, check_batch_size, replicate
 from fnn.metrics import get_metric
 from fnn.optimizers import apply_updates
 
@@ -83,7 +84,7 @@ def _sum_squares(tree):
     return sum(jnp.sum(jnp.square(a)) for a in jax.tree.leaves(tree))
 
 
-def _step_body(apply, loss, metrics, guard=True):
+def _step_body(apply, loss, metrics, guard=True, mesh=None):
     """The un-compiled step shared by ``fit``, ``make_train_step`` and ``fnn.ensembles``.
 
     ``body(optimizer, l2, ts, bad, i, x, y, key) -> ((ts, bad), stats)``: the objective is
@@ -101,6 +102,8 @@ def _step_body(apply, loss, metrics, guard=True):
         return total, (value, out, new_state)
 
     def body(optimizer, l2, ts, bad, i, x, y, key):
+        if mesh is not None:  # data parallelism: split the gathered batch over the mesh's data axis
+            x, y = (lax.with_sharding_constraint(a, batch_sharding(mesh)) for a in (x, y))
         grad_fn = jax.value_and_grad(objective, has_aux=True)
         (_, (value, out, new_state)), grads = grad_fn(ts.params, ts.state, x, y, key, l2)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
@@ -166,7 +169,7 @@ def make_train_step(apply, loss, optimizer, *, metrics: Sequence = ("accuracy",)
 
 
 def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = ("accuracy",),
-               l2: float | None = None, guard: bool = True):
+               l2: float | None = None, guard: bool = True, mesh=None):
     """One epoch as one pure function (a ``lax.scan`` over the batches), not yet compiled.
 
     ``epoch(ts, X, y, key_e) -> (ts, bad, stats)`` shuffles with ``key_e = fold_in(key, e)`` (see
@@ -179,11 +182,12 @@ def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = (
       batch_size: examples per step, ``1 <= batch_size <= n``.
       guard: keep the state of the last good step when a loss or update is not finite (see ``_step_body``);
         ``False`` only flags the first non-finite loss in ``bad`` (faster; ``fit`` then replays the epoch guarded).
+      mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.distributed.data_mesh()``): each batch is split over its devices.
 
     Returns:
       The epoch function ``epoch(ts, X, y, key_e, hp=None, l2_value=l2)``.
     """
-    body = _step_body(apply, loss, metrics, guard)
+    body = _step_body(apply, loss, metrics, guard, mesh)
 
     def epoch(ts, X, y, key_e, hp=None, l2_value=l2):
         opt = optimizer if hp is None else optimizer(**hp)
@@ -200,8 +204,8 @@ def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = (
     return epoch
 
 
-def _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2):
-    body = _step_body(apply, loss, metrics)
+def _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh=None):
+    body = _step_body(apply, loss, metrics, mesh=mesh)
 
     @functools.partial(jax.jit, static_argnums=(1,))
     def indices(key_e, n):
@@ -405,7 +409,7 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         metrics: Sequence = ("accuracy",), callbacks: Sequence[Callback] = (), epoch_mode: str = "auto",
         progress: bool | None = None, verbose: bool = True, learning_rate=None, l2: float | None = None,
         opt_state=None, eval_batch_size: int = 1024, checkpoint_dir=None, checkpoint_every: int = 1,
-        keep_checkpoints: int = 3, resume: bool = False, print_fn: Callable[[str], None] = print):
+        keep_checkpoints: int = 3, resume: bool = False, print_fn: Callable[[str], None] = print, mesh=None):
     """Train a model with mini-batch gradient steps, compiled; return the trained params, optimizer state, history.
 
     Each epoch ``e`` shuffles on the device with ``fold_in(key, e)`` and runs ``n // batch_size`` steps of
@@ -438,6 +442,9 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       resume: continue from the newest checkpoint in ``checkpoint_dir`` (same key required); the result equals the
         uninterrupted run's.
       print_fn: where the lines go.
+      mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.distributed.data_mesh()``) for data parallelism: params and
+        optimizer state replicated, every batch split over the devices (``batch_size`` must divide by their
+        number), gradients and BatchNorm statistics over the global batch; equal to one device up to rounding.
 
     Returns:
       ``FitResult(params, opt_state, history)``, or ``FitResultWithState(params, opt_state, history, state)`` when
@@ -476,6 +483,13 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     if opt_state is None:
         opt_state = optimizer.init(params)
     ts = copy_tree(TrainState(params, opt_state, state))
+    if mesh is not None:
+        # Data parallelism: the data set and the train state are copied to every device once; each step gathers
+        # its batch and splits it over the data axis, and XLA all-reduces the gradient (fnn/distributed.py).
+        check_batch_size(batch_size, mesh, "fit")
+        X, y, ts = replicate((X, y, ts), mesh)
+        if validation is not None:
+            Xv, yv = replicate((Xv, yv), mesh)
     history = History()
     start = _resume(checkpoint_dir, ts, key, history) if resume else (ts, 0)
     ts, start = start
@@ -484,10 +498,10 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     if epoch_mode == "auto":
         epoch_mode = choose_epoch_mode(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key,
                                        metrics=metrics)
-    loop_epoch = _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2)[0]
+    loop_epoch = _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)[0]
     if epoch_mode == "scan":
-        scan_epoch = jax.jit(make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False),
-                             donate_argnums=(0,))
+        scan_epoch = jax.jit(make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False,
+                                        mesh=mesh), donate_argnums=(0,))
 
     for cb in callbacks:
         cb.on_train_begin(history)

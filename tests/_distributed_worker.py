@@ -21,6 +21,23 @@ if mode == "multi":
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
+if mode.startswith("fit"):
+    # fnn.train.fit with a BatchNorm model: with mesh= on all devices ("fit-mesh") or on one ("fit-single").
+    from fnn import distributed as dist, layers as L, losses, optimizers
+    from fnn.train import fit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
+    model = L.serial(L.Dense(16), L.BatchNorm(axis=(0,)), L.Relu, L.Dense(3))
+    _, params, state = L.init_with_state(model, jax.random.key(1), (-1, 6))
+    res = fit(model.apply, params, optimizers.momentum(0.1, 0.9), losses.softmax_cross_entropy_with_integer_labels,
+              X, y, epochs=3, batch_size=32, key=jax.random.key(2), state=state, verbose=False, progress=False,
+              epoch_mode=sys.argv[3], mesh=dist.data_mesh() if mode == "fit-mesh" else None)
+    leaves = jax.tree.leaves((res.params, res.state))
+    np.savez(out, devices=jax.device_count(), **{f"leaf{i}": np.asarray(l) for i, l in enumerate(leaves)})
+    sys.exit(0)
+
 from fnn import distributed as dist  # noqa: E402
 from fnn.core import Dense, Relu, serial  # noqa: E402
 

@@ -71,6 +71,32 @@ def test_two_processes_over_loopback_equal_single_process(reference, tmp_path):
         np.testing.assert_allclose(x, r, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("epoch_mode", ["scan", "loop"])
+def test_fit_with_mesh_equals_fit_on_one_device_including_batchnorm_statistics(tmp_path, epoch_mode):
+    """fit(mesh=...) over 8 devices: params and BatchNorm running statistics equal the one-device run."""
+    procs = [_run("fit-single", tmp_path / "one.npz", epoch_mode),
+             _run("fit-mesh", tmp_path / "mesh.npz", epoch_mode, devices=8)]
+    for p in procs:
+        _finish(p)
+    (n1, a), (n8, b) = _load(tmp_path / "one.npz"), _load(tmp_path / "mesh.npz")
+    assert (n1, n8) == (1, 8) and len(a) == len(b) > 4
+    for x, r in zip(b, a):
+        np.testing.assert_allclose(x, r, rtol=2e-5, atol=2e-6)
+
+
+def test_fit_rejects_a_batch_that_does_not_divide_over_the_mesh():
+    from fnn import layers as L, losses, optimizers
+    from fnn.train import fit
+
+    model = L.serial(L.Dense(2))
+    _, params = model.init(jax.random.key(0), (-1, 3))
+    fake = type("M", (), {"devices": np.empty(4), "axis_names": ("data",)})
+    with pytest.raises(ValueError, match="fit: the batch of 6 examples does not divide over the 4 devices"):
+        fit(model.apply, params, optimizers.sgd(0.1), losses.softmax_cross_entropy_with_integer_labels,
+            np.ones((12, 3), np.float32), np.zeros(12, np.int32), epochs=1, batch_size=6, key=jax.random.key(0),
+            mesh=fake, verbose=False)
+
+
 def test_batch_that_does_not_divide_is_a_clear_error():
     mesh = dist.data_mesh()
     fake = type("M", (), {"devices": np.empty(8), "axis_names": ("data",)})
