@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
+from fnn import optimizers as _opt
 
 from fnn import activations as act
 from fnn import initializers as ini
@@ -280,7 +280,7 @@ def autoencoder_objective(ae: Autoencoder, *, reconstruction: str = "bce", noise
 
 # ------------------------------------------------------------------------------------------------ training
 # Adam with the default step size, built once so that repeated calls with the default share a compiled loop.
-_ADAM = optax.adam(1e-3)
+_ADAM = _opt.adam(1e-3)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "optimizer", "epochs", "steps", "bs"))
@@ -298,7 +298,7 @@ def _run_epochs(params, data, key, *, loss_fn, optimizer, epochs, steps, bs):
         batch = tuple(a[batch_idx] for a in data)
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, sub)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, key), loss
+        return (_opt.apply_updates(params, updates), opt_state, key), loss
 
     def epoch(carry, _):
         params, opt_state, key = carry
@@ -377,7 +377,7 @@ def train_autoencoder(key, ae: Autoencoder, params, X, *, objective: Callable | 
       X: training inputs (n, d).
       objective: from :func:`autoencoder_objective` (default: plain reconstruction, BCE for a sigmoid decoder,
         else squared error).
-      optimizer: an optax-protocol optimizer (default ``optax.adam(1e-3)``).
+      optimizer: an optax-protocol optimizer (default ``fnn.optimizers.adam(1e-3)``).
       epochs, batch_size: passes over ``X`` and mini-batch size.
 
     Returns: ``(params, losses)``: trained params and the mean objective per epoch, shape ``(epochs,)``.
@@ -499,7 +499,7 @@ def fine_tune(key, model: Layer, params, X, y, *, optimizer=None, epochs: int = 
     """Supervised fine-tuning of every layer: minimize the softmax cross-entropy of ``model``'s logits.
 
     ``J = -mean_n log softmax(model(params, x_n))[y_n]``, mini-batch steps of ``optimizer`` (default
-    ``optax.adam(1e-3)``), jitted ``lax.scan`` loop.
+    ``fnn.optimizers.adam(1e-3)``), jitted ``lax.scan`` loop.
 
     Args: key: PRNG key. model, params: an fnn layer producing logits (n, K) and its params. X: inputs (n, d).
       y: int labels (n,) in [0, K). optimizer, epochs, batch_size: as in :func:`train_autoencoder`.

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from fnn import optimizers as _opt
 
 from fnn import activations as act
 from fnn import core
@@ -203,7 +203,7 @@ def universal_approximation(f: Callable, hidden: Sequence[int], key, *, interval
 
 
 def _adam_fit(apply, params, x, y, steps, learning_rate):
-    opt = optax.adam(learning_rate)
+    opt = _opt.adam(learning_rate)
 
     def loss(p):
         return jnp.mean((apply(p, x) - y) ** 2)
@@ -212,7 +212,7 @@ def _adam_fit(apply, params, x, y, steps, learning_rate):
         p, s = carry
         l, g = jax.value_and_grad(loss)(p)
         u, s = opt.update(g, s, p)
-        p_new = optax.apply_updates(p, u)
+        p_new = _opt.apply_updates(p, u)
         return (p_new, s), l
 
     @jax.jit

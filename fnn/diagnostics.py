@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from fnn import optimizers as _opt
 
 from fnn import core
 from fnn import initializers as ini
@@ -360,7 +360,7 @@ def overfit_small(apply: Callable, params, x, y, *, n: int = 50, steps: int = 50
                   loss: Callable | None = None) -> OverfitResult:
     """The sanity check before a long run: train on the first ``n`` examples until they are memorized.
 
-    Full-batch steps of ``optimizer`` (default ``optax.adam(1e-2)``) on ``loss`` (default softmax cross-entropy
+    Full-batch steps of ``optimizer`` (default ``fnn.optimizers.adam(1e-2)``) on ``loss`` (default softmax cross-entropy
     with integer labels), no regularization, ``train=False`` (no dropout); stops as soon as training accuracy is
     100%. A model that cannot overfit 50 examples has a bug (or far too little capacity).
 
@@ -378,7 +378,7 @@ def overfit_small(apply: Callable, params, x, y, *, n: int = 50, steps: int = 50
     x, y = jnp.asarray(x)[:n], jnp.asarray(y)[:n]
     if y.ndim != 1 or not jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(f"overfit_small: expected integer labels of shape (n,), got {y.dtype} {y.shape}")
-    opt = optax.adam(1e-2) if optimizer is None else optimizer
+    opt = _opt.adam(1e-2) if optimizer is None else optimizer
     if loss is None:
         def loss(logits, labels):
             logp = jax.nn.log_softmax(logits)
@@ -398,7 +398,7 @@ def overfit_small(apply: Callable, params, x, y, *, n: int = 50, steps: int = 50
             p, s, k, _, _ = c
             (l, acc), g = jax.value_and_grad(objective, has_aux=True)(p)
             u, s = opt.update(g, s, p)
-            return optax.apply_updates(p, u), s, k + 1, acc, l
+            return _opt.apply_updates(p, u), s, k + 1, acc, l
 
         (l0, acc0) = objective(p)
         p, _, k, _, _ = jax.lax.while_loop(cond, body, (p, opt.init(p), jnp.zeros((), jnp.int32), acc0, l0))

@@ -26,7 +26,7 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import optax
+from fnn import optimizers as _opt
 
 from fnn.core import Layer, LeakyRelu, Relu, mlp
 
@@ -149,7 +149,7 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
       X: real samples (n, d), n >= 1. y: their int labels (n,).
       steps: iterations (>= 1). batch_size: examples per mini-batch. d_steps: discriminator steps per iteration.
       non_saturating: generator cost (see :func:`generator_loss`).
-      d_optimizer, g_optimizer: optax-protocol optimizers (default ``optax.adam(2e-4, b1=0.5)`` each, the DCGAN
+      d_optimizer, g_optimizer: optax-protocol optimizers (default ``fnn.optimizers.adam(2e-4, b1=0.5)`` each, the DCGAN
         setting of Radford, Metz & Chintala, ICLR 2016).
 
     Returns: ``(params, (d_losses (steps,), g_losses (steps,)))``.
@@ -160,8 +160,8 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
     X, y = jnp.asarray(X), jnp.asarray(y, jnp.int32)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] != gan.data_dim or y.shape != (X.shape[0],):
         raise ValueError(f"train_cgan: expected X (n, {gan.data_dim}) and y (n,), got {X.shape} and {y.shape}")
-    d_opt = optax.adam(2e-4, b1=0.5) if d_optimizer is None else d_optimizer
-    g_opt = optax.adam(2e-4, b1=0.5) if g_optimizer is None else g_optimizer
+    d_opt = _opt.adam(2e-4, b1=0.5) if d_optimizer is None else d_optimizer
+    g_opt = _opt.adam(2e-4, b1=0.5) if g_optimizer is None else g_optimizer
     n = X.shape[0]
 
     def d_loss_fn(pd, pg, xb, yb, z):
@@ -180,7 +180,7 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
             z = jax.random.normal(k2, (batch_size, gan.noise_dim))
             loss, g = jax.value_and_grad(d_loss_fn)(pd, pg, X[idx], y[idx], z)
             u, sd = d_opt.update(g, sd, pd)
-            return (optax.apply_updates(pd, u), sd, pg), loss
+            return (_opt.apply_updates(pd, u), sd, pg), loss
 
         def iteration(carry, key):
             pg, pd, sg, sd = carry
@@ -190,7 +190,7 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
             z = jax.random.normal(k2, (batch_size, gan.noise_dim))
             g_loss, g = jax.value_and_grad(g_loss_fn)(pg, pd, yb, z)
             u, sg = g_opt.update(g, sg, pg)
-            return (optax.apply_updates(pg, u), pd, sg, sd), (d_losses[-1], g_loss)
+            return (_opt.apply_updates(pg, u), pd, sg, sd), (d_losses[-1], g_loss)
 
         pg, pd = params
         carry = (pg, pd, g_opt.init(pg), d_opt.init(pd))

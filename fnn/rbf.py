@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
+from fnn import optimizers as _opt
 
 from fnn import initializers as ini
 from fnn.core import Layer
@@ -292,7 +292,7 @@ def fine_tune_rbf(params: RBFParams, X, Y, *, normalized: bool = False, steps: i
     """Gradient fine-tuning of every parameter (centers, widths, output weights) on the full batch.
 
     Minimizes ``E = 1/2 mean_n ||y(x_n) - Y_n||^2`` with ``steps`` full-batch steps of ``optimizer`` (default
-    ``optax.adam(1e-3)``) in a jitted ``lax.scan``; the gradients come from ``jax.grad`` (Haykin, 1999, sec. 5.13
+    ``fnn.optimizers.adam(1e-3)``) in a jitted ``lax.scan``; the gradients come from ``jax.grad`` (Haykin, 1999, sec. 5.13
     "supervised selection of centers" lists them by hand).
 
     Args: params: e.g. from :func:`fit_rbf`. X: (n, d). Y: (n, p). normalized: as used for ``params``.
@@ -301,7 +301,7 @@ def fine_tune_rbf(params: RBFParams, X, Y, *, normalized: bool = False, steps: i
     """
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"fine_tune_rbf: expected a positive number of steps, got {steps!r}")
-    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    optimizer = _opt.adam(1e-3) if optimizer is None else optimizer
     X, Y = jnp.asarray(X), jnp.asarray(Y)
 
     def loss(p, X, Y):
@@ -313,7 +313,7 @@ def fine_tune_rbf(params: RBFParams, X, Y, *, normalized: bool = False, steps: i
             p, s = carry
             value, g = jax.value_and_grad(loss)(p, X, Y)
             u, s = optimizer.update(g, s, p)
-            return (optax.apply_updates(p, u), s), value
+            return (_opt.apply_updates(p, u), s), value
 
         (p, _), losses = jax.lax.scan(step, (p, optimizer.init(p)), None, length=steps)
         return p, losses
