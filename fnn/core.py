@@ -227,6 +227,10 @@ def FanInConcat(axis: int = -1) -> Layer:
     """Concatenate a list of inputs along ``axis``."""
     def init(key, input_shape):
         ax = axis % len(input_shape[0])
+        rest = [tuple(s[:ax]) + tuple(s[ax + 1:]) for s in input_shape]
+        if any(len(s) != len(input_shape[0]) for s in input_shape) or len(set(rest)) > 1:
+            raise ValueError(f"FanInConcat: inputs must agree on every axis but {axis}, got shapes "
+                             f"{[tuple(s) for s in input_shape]}; reshape them or concatenate along another axis")
         size = sum(s[ax] for s in input_shape)
         return tuple(input_shape[0][:ax]) + (size,) + tuple(input_shape[0][ax + 1:]), ()
 

@@ -324,3 +324,12 @@ def test_combinator_errors(key):
     with pytest.raises(ValueError,
                        match=r"FanInSum: all inputs must have the same shape, got \[\(-1, 3\), \(-1, 4\)\]"):
         C.FanInSum.init(key, [(-1, 3), (-1, 4)])
+
+
+def test_fan_in_concat_rejects_inputs_that_disagree_off_the_concatenation_axis():
+    layer = C.serial(C.FanOut(2), C.parallel(C.Dense(3), C.Dense(4)), C.FanInConcat(-1))
+    out_shape, _ = layer.init(jax.random.key(0), (-1, 5))
+    assert out_shape == (-1, 7)
+    bad = C.FanInConcat(axis=1)
+    with pytest.raises(ValueError, match=r"FanInConcat: inputs must agree on every axis but 1.*\(2, 3\), \(4, 3\)"):
+        bad.init(jax.random.key(0), [(2, 3), (4, 3)])
