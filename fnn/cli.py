@@ -174,14 +174,11 @@ def _train(args) -> int:
 
 
 def _info(args) -> int:
-    import jax
-    import jaxlib
     import numpy
     import optax
-    print(f"fnn {_version()}  python {platform.python_version()}  jax {jax.__version__}  jaxlib {jaxlib.__version__}"
-          f"  optax {optax.__version__}  numpy {numpy.__version__}")
-    print(f"backend {jax.default_backend()}; devices: " + ", ".join(f"{d.platform}:{d.id} ({d.device_kind})"
-                                                                   for d in jax.devices()))
+    from fnn.distributed import describe
+    print(f"fnn {_version()}  python {platform.python_version()}  optax {optax.__version__}  numpy {numpy.__version__}")
+    print(describe())  # jax/jaxlib versions, backend, processes, devices
     print(f"machine {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs")
     return 0
 

@@ -113,5 +113,6 @@ def describe() -> str:
     lines = [f"jax {jax.__version__}, jaxlib {jaxlib.__version__}, backend {jax.default_backend()}",
              f"process {jax.process_index()} of {jax.process_count()}, "
              f"{jax.local_device_count()} local / {jax.device_count()} global devices"]
-    lines += [f"  {d.id}: {d.device_kind} ({d.platform}, process {d.process_index})" for d in jax.devices()]
+    lines.append("devices: " + ", ".join(f"{d.platform}:{d.id} ({d.device_kind}, process {d.process_index})"
+                                         for d in jax.devices()))
     return "\n".join(lines)
