@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 
-from benchmarks.timing import machine
-from fnn import optimizers as fo
-from fnn.compare import TWINS
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
+from benchmarks.timing import machine  # noqa: E402
+from fnn import optimizers as fo  # noqa: E402
+from fnn.compare import TWINS  # noqa: E402
 
 SHAPES = {"W1": (1024, 768), "b1": (768,), "W2": (768, 256), "b2": (256,), "W3": (256, 64), "b3": (64,)}
 
