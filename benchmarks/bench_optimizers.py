@@ -4,7 +4,8 @@
 
 Each timed call runs ``--steps`` updates (``lax.scan`` inside one jitted function: gradient in, update, apply),
 so dispatch overhead is spread out; the per-step time is the call's time divided by ``--steps``. fnn and optax
-are measured in the same run, interleaved repeat by repeat (so load from other processes hits both alike),
+are measured in the same run, interleaved repeat by repeat, alternating which goes first (so load from other
+processes and cache state hit both alike),
 after one compiling warm-up call each. The table reports medians and the ratio fnn / optax (target <= 1.05).
 The twins are ``fnn.compare.TWINS`` (the settings under which the two agree numerically).
 """
@@ -70,9 +71,13 @@ def main(argv=None) -> int:
         a, b = runner(make_fnn(lr), args.steps), runner(make_optax(lr), args.steps)
         timed(a, params, grads), timed(b, params, grads)  # compile + warm-up
         ta, tb = [], []
-        for _ in range(args.repeats):
-            ta.append(timed(a, params, grads))
-            tb.append(timed(b, params, grads))
+        for r in range(args.repeats):  # alternate who goes first (ABBA): neither side always runs on a warm cache
+            if r % 2:
+                tb.append(timed(b, params, grads))
+                ta.append(timed(a, params, grads))
+            else:
+                ta.append(timed(a, params, grads))
+                tb.append(timed(b, params, grads))
         ma, mb = statistics.median(ta) / args.steps, statistics.median(tb) / args.steps
         ratios.append(ma / mb)
         print(f"| {name} | {1e3 * ma:.3f} | {1e3 * mb:.3f} | {ma / mb:.2f} |", flush=True)

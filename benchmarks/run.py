@@ -10,7 +10,7 @@ times the GPU). Sections:
    fnn ``fit`` epoch vs a hand-written ``lax.scan`` epoch vs a per-step Python loop of jitted steps vs vectorised
    NumPy (Nielsen's ``network.py`` with matrix mini-batches), and the floating-point floor (the epoch's FLOPs over the
    matrix-multiply rate measured on this machine).
-2. The Fashion-MNIST CNN (``benchmarks/bench_cnn.py``): fnn vs the best hand-written JAX vs PyTorch CPU (when
+2. The Fashion-MNIST CNN (``benchmarks/bench_cnn.py``): fnn vs the best hand-written JAX vs PyTorch (when
    installed), peak RSS of each in its own process.
 3. Each optimizer's step vs optax's on a 1M-parameter tree (``benchmarks/bench_optimizers.py``).
 4. An ensemble of 32 small MLPs in one ``vmap``-ed program vs training them one by one.
@@ -134,7 +134,7 @@ def cnn(steps: int, repeats: int, variants: list[str]) -> list[dict]:
     from benchmarks import bench_cnn
     rows = []
     for name in variants:
-        if name == "PyTorch CPU":
+        if name == "PyTorch":
             try:
                 import torch  # noqa: F401
             except ImportError:
@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="10,000 Nielsen examples and 5 CNN steps")
     ap.add_argument("--only", default="nielsen,cnn,optimizers,ensemble")
     ap.add_argument("--cnn-scan", action="store_true", help="also time the scanned CNN epochs (slow on the CPU)")
+    ap.add_argument("--cnn-steps", type=int, help="CNN steps per timed repeat (default 10 on the CPU, 100 else)")
     ap.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results.json"))
     args = ap.parse_args(argv)
     parts = set(args.only.split(","))
@@ -184,25 +185,26 @@ def main(argv=None) -> int:
                   f"| {r['vs_floor']:.1f}x |")
         print()
     if "cnn" in parts:
-        variants = ["fnn fit (loop)", "JAX by hand (loop of jitted steps)", "PyTorch CPU"]
-        if args.cnn_scan:
+        variants = ["fnn fit (loop)", "JAX by hand (loop of jitted steps)", "PyTorch"]
+        if args.cnn_scan or jax.default_backend() != "cpu":  # scanned convolutions are slow only on XLA:CPU
             variants += ["fnn fit (scan)", "JAX by hand (lax.scan epoch)"]
-        steps = 5 if args.quick else 10
+        steps = args.cnn_steps or (5 if args.quick else 10 if jax.default_backend() == "cpu" else 100)
         rows = cnn(steps, args.repeats, variants)
         report["cnn"] = rows
         ok = [r for r in rows if "error" not in r]
         best = min((r["step_ms"] for r in ok if r["variant"].startswith("JAX")), default=float("nan"))
-        torch_ms = next((r["step_ms"] for r in ok if r["variant"] == "PyTorch CPU"), float("nan"))
+        torch_ms = next((r["step_ms"] for r in ok if r["variant"] == "PyTorch"), float("nan"))
         print(f"## 2. Fashion-MNIST CNN (conv5x5-32, pool, conv5x5-64, pool, dense 1024, dense 10; Adam; batch "
               f"128), {steps} steps per repeat\n")
-        print("| variant | ms / step | epoch (s) | compile (s) | / best JAX by hand | / PyTorch | peak RSS (MiB) |\n"
-              "|---|---|---|---|---|---|---|")
+        print("| variant | device | ms / step | epoch (s) | compile (s) | / best JAX by hand | / PyTorch | peak RSS (MiB) | peak device memory (MiB) |\n"
+              "|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             if "error" in r:
-                print(f"| {r['variant']} | failed: {r['error'][-120:]!r} | | | | | |")
+                print(f"| {r['variant']} | | failed: {r['error'][-120:]!r} | | | | | | |")
                 continue
-            print(f"| {r['variant']} | {r['step_ms']:.1f} | {r['epoch_s']:.1f} | {r['compile_s']:.1f} | "
-                  f"{r['step_ms'] / best:.2f}x | {r['step_ms'] / torch_ms:.2f}x | {r['peak_rss_mib']:.0f} |")
+            print(f"| {r['variant']} | {r.get('device', '')} | {r['step_ms']:.1f} | {r['epoch_s']:.1f} | {r['compile_s']:.1f} | "
+                  f"{r['step_ms'] / best:.2f}x | {r['step_ms'] / torch_ms:.2f}x | {r['peak_rss_mib']:.0f} | "
+                  f"{'n/a' if r.get('peak_device_mib') is None else format(r['peak_device_mib'], '.0f')} |")
         print()
     if "optimizers" in parts:
         text = optimizers(args.repeats)

@@ -46,7 +46,7 @@ from fnn.metrics import get_metric
 from fnn.optimizers import apply_updates
 
 __all__ = ["TrainState", "FitResult", "FitResultWithState", "make_train_step", "make_epoch", "make_evaluator",
-           "evaluate", "predict", "fit", "epoch_keys", "choose_epoch_mode", "checkpoint_tree"]
+           "evaluate", "predict", "fit", "epoch_keys", "choose_epoch_mode", "choose_scan_unroll", "checkpoint_tree"]
 
 EPOCH_MODES = ("auto", "scan", "loop")
 
@@ -169,7 +169,7 @@ def make_train_step(apply, loss, optimizer, *, metrics: Sequence = ("accuracy",)
 
 
 def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = ("accuracy",),
-               l2: float | None = None, guard: bool = True, mesh=None):
+               l2: float | None = None, guard: bool = True, mesh=None, unroll: int = 1):
     """One epoch as one pure function (a ``lax.scan`` over the batches), not yet compiled.
 
     ``epoch(ts, X, y, key_e) -> (ts, bad, stats)`` shuffles with ``key_e = fold_in(key, e)`` (see
@@ -183,6 +183,8 @@ def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = (
       guard: keep the state of the last good step when a loss or update is not finite (see ``_step_body``);
         ``False`` only flags the first non-finite loss in ``bad`` (faster; ``fit`` then replays the epoch guarded).
       mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.distributed.data_mesh()``): each batch is split over its devices.
+      unroll: steps per iteration of the compiled loop (``lax.scan``'s ``unroll``): fewer loop iterations, the same
+        arithmetic in the same order, so the same parameters up to float rounding of fused operations.
 
     Returns:
       The epoch function ``epoch(ts, X, y, key_e, hp=None, l2_value=l2)``.
@@ -198,10 +200,26 @@ def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = (
             i, b = inputs
             return body(opt, l2_value, *carry, i, _gather(X, b), _gather(y, b), jax.random.fold_in(step_key, i))
 
-        (ts, bad), stats = lax.scan(one, (ts, jnp.int32(-1)), (jnp.arange(idx.shape[0], dtype=jnp.int32), idx))
-        return ts, bad, stats
+        steps = (jnp.arange(idx.shape[0], dtype=jnp.int32), idx)
+        if guard:
+            (ts, bad), stats = lax.scan(one, (ts, jnp.int32(-1)), steps, unroll=unroll)
+            return ts, bad, stats
+        # Unguarded, ``bad`` only reports the first non-finite loss: read it off the per-step losses after the
+        # loop instead of carrying it through every step (one scalar kernel less per step on a GPU).
+        def unguarded(ts, inputs):
+            (ts, _), stats = one((ts, jnp.int32(-1)), inputs)
+            return ts, stats
+
+        ts, stats = lax.scan(unguarded, ts, steps, unroll=unroll)
+        return ts, _first_nonfinite(stats["loss"]), stats
 
     return epoch
+
+
+def _first_nonfinite(values):
+    """Index of the first non-finite entry of a 1-D array, ``-1`` when all are finite."""
+    bad = ~jnp.isfinite(values)
+    return jnp.where(jnp.any(bad), jnp.argmax(bad), -1).astype(jnp.int32)
 
 
 def _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh=None):
@@ -242,6 +260,26 @@ def _has_convolution(jaxpr) -> bool:
     return False
 
 
+def _step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics) -> bool:
+    body = _step_body(apply, loss, metrics)
+    jaxpr = jax.make_jaxpr(lambda t, a, b, k: body(optimizer, None, t, jnp.int32(-1), jnp.int32(0), a, b, k))(
+        ts, x, y, key)
+    return _has_convolution(jaxpr.jaxpr)
+
+
+SCAN_UNROLL = 4
+
+
+def choose_scan_unroll(apply, loss, optimizer, ts, x, y, key, *, metrics=("accuracy",)) -> int:
+    """Steps per iteration of the scanned epoch: ``SCAN_UNROLL`` (4) for a step without convolutions, else 1.
+
+    A small dense step is bound by the per-iteration cost of the compiled loop (on a GPU, kernel launches and the
+    loop's own bookkeeping), which unrolling divides; a convolutional step is dominated by its arithmetic and would
+    only compile longer. Measured in ``benchmarks/run.py`` (docs/benchmarks.md).
+    """
+    return 1 if _step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics) else SCAN_UNROLL
+
+
 def choose_epoch_mode(apply, loss, optimizer, ts, x, y, key, *, metrics=("accuracy",), backend=None) -> str:
     """``"loop"`` when the step contains a convolution and runs on the CPU, else ``"scan"`` (what the benchmark
     in ``benchmarks/bench_train.py`` measured faster; see ``docs/training.md``).
@@ -254,11 +292,9 @@ def choose_epoch_mode(apply, loss, optimizer, ts, x, y, key, *, metrics=("accura
     Returns:
       ``"scan"`` or ``"loop"``.
     """
-    body = _step_body(apply, loss, metrics)
-    jaxpr = jax.make_jaxpr(lambda t, a, b, k: body(optimizer, None, t, jnp.int32(-1), jnp.int32(0), a, b, k))(
-        ts, x, y, key)
     backend = jax.default_backend() if backend is None else backend
-    return "loop" if backend == "cpu" and _has_convolution(jaxpr.jaxpr) else "scan"
+    return "loop" if backend == "cpu" and _step_has_convolution(apply, loss, optimizer, ts, x, y, key,
+                                                                metrics) else "scan"
 
 
 def make_evaluator(apply, loss, *, metrics: Sequence = ("accuracy",), batch_size: int = 1024):
@@ -407,6 +443,7 @@ def _resume(checkpoint_dir, ts, key, history):
 
 def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, key, state=None, validation=None,
         metrics: Sequence = ("accuracy",), callbacks: Sequence[Callback] = (), epoch_mode: str = "auto",
+        scan_unroll: int | None = None,
         progress: bool | None = None, verbose: bool = True, learning_rate=None, l2: float | None = None,
         opt_state=None, eval_batch_size: int = 1024, checkpoint_dir=None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, print_fn: Callable[[str], None] = print, mesh=None):
@@ -431,6 +468,8 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       callbacks: ``fnn.callbacks.Callback`` objects (e.g. ``EarlyStopping``).
       epoch_mode: ``"scan"`` (one compiled program per epoch), ``"loop"`` (a Python loop of compiled steps) or
         ``"auto"`` (``choose_epoch_mode``).
+      scan_unroll: steps per iteration of the scanned epoch (``lax.scan``'s ``unroll``); ``None``:
+        ``choose_scan_unroll`` (4 without convolutions, else 1).
       progress: a tqdm bar (per step in loop mode, per epoch in scan mode); ``None``: only when stdout is a terminal.
       verbose: print the babysitting line after every epoch (through ``print_fn``).
       learning_rate: the learning rate (number or schedule ``step -> lr``) shown in the line and history; found in
@@ -458,6 +497,10 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     Reference: Bottou, "Stochastic Gradient Descent Tricks", in Neural Networks: Tricks of the Trade, 2012, sec. 2-3.
     """
     _check_positive_int("epochs", epochs, "the number of passes over the data")
+    if scan_unroll is not None and (isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int)
+                                    or scan_unroll < 1):
+        raise ValueError(f"fit: scan_unroll must be a positive int (steps per loop iteration) or None (automatic), "
+                         f"got {scan_unroll!r}")
     if epoch_mode not in EPOCH_MODES:
         raise ValueError(f"fit: epoch_mode must be one of {EPOCH_MODES}, got {epoch_mode!r}")
     if resume and checkpoint_dir is None:
@@ -500,8 +543,13 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
                                        metrics=metrics)
     loop_epoch = _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)[0]
     if epoch_mode == "scan":
+        if scan_unroll is None:
+            scan_unroll = choose_scan_unroll(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key,
+                                             metrics=metrics)
+        # Not donated: the input state stays alive until the epoch is known to be finite (else it is replayed
+        # guarded from there), which costs the same memory as a copy plus donation and one dispatch less.
         scan_epoch = jax.jit(make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False,
-                                        mesh=mesh), donate_argnums=(0,))
+                                        mesh=mesh, unroll=scan_unroll))
 
     for cb in callbacks:
         cb.on_train_begin(history)
@@ -512,7 +560,7 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         t0 = time.perf_counter()
         key_e = jax.random.fold_in(key, e)
         if epoch_mode == "scan":
-            start_ts = copy_tree(ts)  # the scan is unguarded: on a non-finite loss, replay from here, guarded
+            start_ts = ts  # the scan is unguarded: on a non-finite loss, replay from here, guarded
             ts, bad, stats = scan_epoch(ts, X, y, key_e)
             if int(bad) >= 0:
                 ts, bad, stats = loop_epoch(start_ts, X, y, key_e, steps=int(bad) + 1)

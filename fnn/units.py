@@ -70,8 +70,11 @@ def Embedding(vocab_size: int, features: int, table_init: Callable = ini.normal(
         inputs = jnp.asarray(inputs)
         if not jnp.issubdtype(inputs.dtype, jnp.integer):
             raise TypeError(f"Embedding: expected integer ids, got dtype {inputs.dtype}; cast with x.astype(int)")
-        if not isinstance(inputs, jax.core.Tracer):
+        try:  # concrete ids are checked; traced ones (under jit) cannot be, and out-of-range ids give NaN rows
             ids = np.asarray(inputs)
+        except jax.errors.TracerArrayConversionError:
+            ids = None
+        if ids is not None:
             if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
                 raise ValueError(f"Embedding: expected ids in [0, {vocab_size}), got values in "
                                  f"[{ids.min()}, {ids.max()}]; enlarge vocab_size or re-map the ids")

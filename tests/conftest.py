@@ -1,4 +1,8 @@
-"""Strict JAX settings for the whole suite: rank promotion raises; pytest turns warnings into errors."""
+"""Strict JAX settings for the whole suite: rank promotion raises; pytest turns warnings into errors.
+
+On a GPU, JAX's default float32 matrix product rounds its inputs to TensorFloat-32 (10-bit mantissa), which is far
+outside the 1e-5 tolerances these tests hold fnn to against NumPy and optax; the suite asks for full float32
+products there (``jax_default_matmul_precision="highest"``), as a user checking numbers would (docs/training.md)."""
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -7,6 +11,8 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from fnn.callbacks import EarlyStopping, History, format_epoch_line
 from fnn.data import load_digits
 from fnn.normalization import BatchNorm
 from fnn.plotting import plot_history
-from fnn.train import (FitResult, FitResultWithState, TrainState, checkpoint_tree, choose_epoch_mode, epoch_keys,
-                       evaluate, fit, make_train_step, predict)
+from fnn.train import (SCAN_UNROLL, FitResult, FitResultWithState, TrainState, checkpoint_tree, choose_epoch_mode,
+                       choose_scan_unroll, epoch_keys, evaluate, fit, make_train_step, predict)
 
 CE = losses.softmax_cross_entropy_with_integer_labels
 
@@ -93,12 +93,15 @@ def test_fit_matches_eager_reference_in_float64(digits):
         assert got.history["steps"] == [6, 12]
 
 
-def test_scan_and_loop_give_the_same_params(digits):
+@pytest.mark.parametrize("unroll", [None, 1, 3])
+def test_scan_and_loop_give_the_same_params(digits, unroll):
     X, y, _, _ = digits
     model, params = small_mlp()
-    kw = dict(epochs=2, batch_size=25, key=jax.random.key(3), verbose=False)
+    kw = dict(epochs=2, batch_size=30, key=jax.random.key(3), verbose=False)
     before = jax.tree.map(np.array, params)
-    scan = fit(model.apply, params, optax.sgd(0.05, momentum=0.9), CE, X, y, epoch_mode="scan", **kw)
+    assert (len(X) // 30) % 3 and (len(X) // 30) % SCAN_UNROLL   # unroll 3 leaves a remainder of steps: lax.scan runs them after the unrolled ones
+    scan = fit(model.apply, params, optax.sgd(0.05, momentum=0.9), CE, X, y, epoch_mode="scan", scan_unroll=unroll,
+               **kw)
     loop = fit(model.apply, params, optax.sgd(0.05, momentum=0.9), CE, X, y, epoch_mode="loop", **kw)
     assert_trees_close(scan.params, loop.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scan.history["loss"], loop.history["loss"], rtol=1e-5)
@@ -271,6 +274,8 @@ def test_choose_epoch_mode_picks_loop_for_convolutions_on_cpu():
     assert choose_epoch_mode(cnn.apply, CE, opt, cts, x, y, key, backend="cpu") == "loop"
     assert choose_epoch_mode(cnn.apply, CE, opt, cts, x, y, key, backend="gpu") == "scan"
     assert choose_epoch_mode(dense.apply, CE, opt, dts, x.reshape(4, 64), y, key, backend="cpu") == "scan"
+    assert choose_scan_unroll(cnn.apply, CE, opt, cts, x, y, key) == 1
+    assert choose_scan_unroll(dense.apply, CE, opt, dts, x.reshape(4, 64), y, key) == SCAN_UNROLL > 1
 
 
 def test_epoch_line_and_argument_errors(digits):
@@ -284,6 +289,10 @@ def test_epoch_line_and_argument_errors(digits):
     with pytest.raises(ValueError, match="epoch_mode must be one of"):
         fit(model.apply, params, optax.sgd(0.1), CE, X, y, epochs=1, batch_size=5, key=jax.random.key(0),
             epoch_mode="fast")
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match=rf"scan_unroll must be a positive int .* got {bad!r}"):
+            fit(model.apply, params, optax.sgd(0.1), CE, X, y, epochs=1, batch_size=5, key=jax.random.key(0),
+                scan_unroll=bad)
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         fit(model.apply, params, optax.sgd(0.1), CE, X, y, epochs=1, batch_size=5, key=jax.random.key(0),
             resume=True)
