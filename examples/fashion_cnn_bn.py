@@ -1,11 +1,15 @@
 """Fashion-MNIST with a small CNN plus batch normalization and dropout, trained with ``fnn.train.fit``.
 
 Model: [Conv 3x3x32, BatchNorm, ReLU, MaxPool 2x2] -> [Conv 3x3x64, BatchNorm, ReLU, MaxPool 2x2] -> Flatten ->
-Dropout(0.4) -> Dense 256, ReLU -> Dropout(0.4) -> Dense 10. Adam 1e-3, batch 128, 55,000 train / 5,000 validation /
+Dropout(0.4) -> Dense 256, ReLU -> Dropout(0.4) -> Dense 10. Adam, learning rate 1e-3 decayed to 0 along a cosine over
+all the steps, batch 128, 55,000 train / 5,000 validation /
 the official 10,000 test images. BatchNorm's running averages are threaded through ``fit`` as explicit state
 (``fnn.init_with_state``) and used at evaluation (``train=False``); dropout draws from the per-step key.
 
-    python examples/fashion_cnn_bn.py [--epochs 15] [--quick]
+    python examples/fashion_cnn_bn.py [--epochs 30] [--schedule cosine|constant] [--channels 32,64] [--quick]
+
+Measured (docs/training.md): 30 epochs, Adam 1e-3 with cosine decay: test accuracy 0.9307 (best validation 0.9400),
+13.6 s on one H100; 15 epochs at a constant 1e-3 on a 2-core CPU: 0.9185 in 1,034 s.
 """
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ def model(channels=(32, 64), dense: int = 256, drop: float = 0.4):
     return L.serial(*blocks, L.Flatten, L.Dropout(drop), L.Dense(dense), L.Relu, L.Dropout(drop), L.Dense(10))
 
 
-def run(epochs: int = 15, quick: bool = False, seed: int = 0, print_fn=print, channels=(32, 64), dense: int = 256,
-        drop: float = 0.4, schedule: str = "constant", lr: float = 1e-3) -> dict:
+def run(epochs: int = 30, quick: bool = False, seed: int = 0, print_fn=print, channels=(32, 64), dense: int = 256,
+        drop: float = 0.4, schedule: str = "cosine", lr: float = 1e-3) -> dict:
     X, y = data.load_fashion_mnist(split="train", flatten=False)
     Xt, yt = data.load_fashion_mnist(split="test", flatten=False)
     if quick:
@@ -55,13 +59,13 @@ def run(epochs: int = 15, quick: bool = False, seed: int = 0, print_fn=print, ch
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--quick", action="store_true", help="2,000 images, 1 epoch (for the test suite)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", default="32,64", help="output channels of the two conv blocks")
     p.add_argument("--dense", type=int, default=256, help="units of the hidden dense layer")
     p.add_argument("--drop", type=float, default=0.4, help="dropout rate (probability of dropping)")
-    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
                    help="Adam's learning rate: constant, or cosine decay to 0 over all the steps")
     p.add_argument("--lr", type=float, default=1e-3)
     a = p.parse_args(argv)

@@ -12,7 +12,9 @@ permutation of the example indices on the device and each step gathers its batch
 so no shuffled copy of the data set is ever made. The epoch runs either as one ``lax.scan`` over the batches
 (``epoch_mode="scan"``) or as a Python loop of compiled steps (``"loop"``); ``"auto"`` picks the loop on the CPU when
 the step contains a convolution and the scan otherwise, which is what ``benchmarks/bench_train.py`` measured faster
-(numbers in ``docs/training.md``). Both modes run the same step on the same batches with the same keys.
+(numbers in ``docs/training.md``). Both modes run the same step on the same batches with the same keys. The scanned
+epoch of a network without convolutions runs 4 steps per loop iteration (``scan_unroll``, ``choose_scan_unroll``):
+on a GPU a small step costs little more than the loop's own per-iteration work, which unrolling divides.
 
 Randomness (what makes a resumed run equal the uninterrupted one): epoch ``e`` (0-based) uses
 ``k_e = fold_in(key, e)``, ``shuffle_key, step_key = split(k_e)``; the batch order is
@@ -548,8 +550,14 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
                                              metrics=metrics)
         # Not donated: the input state stays alive until the epoch is known to be finite (else it is replayed
         # guarded from there), which costs the same memory as a copy plus donation and one dispatch less.
-        scan_epoch = jax.jit(make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False,
-                                        mesh=mesh, unroll=scan_unroll))
+        epoch_fn = make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False, mesh=mesh,
+                              unroll=scan_unroll)
+
+        def scan_epoch_fn(ts, X, y, key, e):  # the epoch's key and the means of its stats, in the same program
+            ts, bad, stats = epoch_fn(ts, X, y, jax.random.fold_in(key, e))
+            return ts, bad, {k: jnp.mean(v) for k, v in stats.items()}
+
+        scan_epoch = jax.jit(scan_epoch_fn)
 
     for cb in callbacks:
         cb.on_train_begin(history)
@@ -558,24 +566,27 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         epoch_bar.update(start)
     for e in range(start, epochs):
         t0 = time.perf_counter()
-        key_e = jax.random.fold_in(key, e)
+        stats = None
         if epoch_mode == "scan":
             start_ts = ts  # the scan is unguarded: on a non-finite loss, replay from here, guarded
-            ts, bad, stats = scan_epoch(ts, X, y, key_e)
-            if int(bad) >= 0:
-                ts, bad, stats = loop_epoch(start_ts, X, y, key_e, steps=int(bad) + 1)
+            ts, bad, means = scan_epoch(ts, X, y, key, e)
+            bad, means = jax.device_get((bad, means))  # one transfer of a few scalars per epoch
+            if bad >= 0:
+                ts, bad, stats = loop_epoch(start_ts, X, y, jax.random.fold_in(key, e), steps=int(bad) + 1)
             del start_ts
         else:
             bar = _progress_bar(progress, nb, f"epoch {e + 1}/{epochs}")
-            ts, bad, stats = loop_epoch(ts, X, y, key_e, None if bar is None else bar.update)
+            ts, bad, stats = loop_epoch(ts, X, y, jax.random.fold_in(key, e), None if bar is None else bar.update)
             if bar is not None:
                 bar.close()
         bad = int(bad)
-        good = slice(0, nb if bad < 0 else bad)
         record = {"epoch": e + 1}
-        for k, v in stats.items():
-            vals = np.asarray(v)[good]
-            record[k] = float(vals.mean()) if vals.size else float("nan")
+        if stats is None:
+            record.update({k: float(v) for k, v in means.items()})
+        else:  # per-step stats: average the steps before the first non-finite one
+            for k, v in stats.items():
+                vals = np.asarray(v)[: nb if bad < 0 else bad]
+                record[k] = float(vals.mean()) if vals.size else float("nan")
         if validation is not None:
             record.update({f"val_{k}": float(v) for k, v in evaluator(ts.params, ts.state, Xv, yv).items()})
         lr = _lr(learning_rate, ts.opt_state, (e + 1) * nb)
