@@ -103,6 +103,8 @@ def _train_parser(sub):
                    help="hidden widths (MLP) or channels (CNN), comma-separated (default per dataset; CNN 32,64)")
     p.add_argument("--optimizer", default=None, help="an fnn rule (sgd, momentum, adam, ...) or optax:<name>")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default per dataset)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="learning rate: constant, or cosine decay from --lr to 0 over all the training steps")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -134,12 +136,16 @@ def _train(args) -> int:
     if not lr > 0:
         raise SystemExit(f"fnn train: --lr must be > 0, got {lr}")
     try:
-        optimizer = optimizers.from_name(opt_name, lr)
-    except ValueError as e:
-        raise SystemExit(f"fnn train: {e}") from None
-    try:
         train, val, test = _load(args.dataset, args.model, args.seed, args.data_dir)
     except FileNotFoundError as e:
+        raise SystemExit(f"fnn train: {e}") from None
+    rate = lr
+    if args.schedule == "cosine":
+        from fnn import schedules
+        rate = schedules.cosine(lr, epochs * (len(train[0]) // batch_size))
+    try:
+        optimizer = optimizers.from_name(opt_name, rate)
+    except ValueError as e:
         raise SystemExit(f"fnn train: {e}") from None
     model = build_model(args.model, hidden, 10)
     key = jax.random.key(args.seed)
@@ -147,6 +153,7 @@ def _train(args) -> int:
     _, params = model.init(init_key, (-1,) + train[0].shape[1:])
     loss = losses.softmax_cross_entropy_with_integer_labels
     config = {"dataset": args.dataset, "model": args.model, "hidden": hidden, "optimizer": opt_name, "lr": lr,
+              "schedule": args.schedule,
               "epochs": epochs, "batch_size": batch_size, "seed": args.seed,
               "train/val/test": [len(train[0]), len(val[0]), len(test[0])]}
     print(f"fnn train: {json.dumps(config)}; writing to {out}")
@@ -156,7 +163,7 @@ def _train(args) -> int:
     stopper = callbacks.EarlyStopping("val_accuracy", patience=args.patience or epochs + 1, restore_best=True)
     t0 = time.perf_counter()
     params, _, history = fit(model.apply, params, optimizer, loss, *train, epochs=epochs, batch_size=batch_size,
-                             key=train_key, validation=val, callbacks=[stopper], learning_rate=lr,
+                             key=train_key, validation=val, callbacks=[stopper], learning_rate=rate,
                              epoch_mode=args.epoch_mode, progress=False if args.no_progress else None,
                              checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume)
     seconds = time.perf_counter() - t0

@@ -37,6 +37,19 @@ def test_fnn_train_writes_history_plots_and_results(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["train/val/test"] == [1259, 270, 268]
 
 
+def test_fnn_train_cosine_schedule_decays_the_rate_to_zero(tmp_path, capsys):
+    """--schedule cosine: lr_t = lr (1 + cos(pi t / T)) / 2 over T = epochs * (1259 // 64) = 57 steps; the history
+    records the rate after each epoch's last step (t = 19, 38, 57)."""
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "3", "--out", str(out), "--schedule", "cosine"] + TINY) == 0
+    lrs = History.load(out / "history.json")["lr"]
+    want = [0.2 * (1 + np.cos(np.pi * t / 57)) / 2 for t in (19, 38, 57)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-6, atol=1e-9)
+    assert want == pytest.approx([0.15, 0.05, 0.0], abs=1e-9)
+    assert json.loads((out / "config.json").read_text())["schedule"] == "cosine"
+    assert "epoch 3/3" in capsys.readouterr().out
+
+
 def test_fnn_train_resume_continues_to_the_same_parameters(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli.main(["train", "--epochs", "3", "--out", str(a)] + TINY) == 0
