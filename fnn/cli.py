@@ -103,8 +103,9 @@ def _train_parser(sub):
                    help="hidden widths (MLP) or channels (CNN), comma-separated (default per dataset; CNN 32,64)")
     p.add_argument("--optimizer", default=None, help="an fnn rule (sgd, momentum, adam, ...) or optax:<name>")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default per dataset)")
-    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                   help="learning rate: constant, or cosine decay from --lr to 0 over all the training steps")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                   help="learning rate: constant, or cosine decay from --lr to 0 over all the training steps "
+                        "(default: cosine for --model cnn, constant for mlp)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -139,8 +140,9 @@ def _train(args) -> int:
         train, val, test = _load(args.dataset, args.model, args.seed, args.data_dir)
     except FileNotFoundError as e:
         raise SystemExit(f"fnn train: {e}") from None
+    schedule = args.schedule or ("cosine" if args.model == "cnn" else "constant")
     rate = lr
-    if args.schedule == "cosine":
+    if schedule == "cosine":
         from fnn import schedules
         rate = schedules.cosine(lr, epochs * (len(train[0]) // batch_size))
     try:
@@ -153,7 +155,7 @@ def _train(args) -> int:
     _, params = model.init(init_key, (-1,) + train[0].shape[1:])
     loss = losses.softmax_cross_entropy_with_integer_labels
     config = {"dataset": args.dataset, "model": args.model, "hidden": hidden, "optimizer": opt_name, "lr": lr,
-              "schedule": args.schedule,
+              "schedule": schedule,
               "epochs": epochs, "batch_size": batch_size, "seed": args.seed,
               "train/val/test": [len(train[0]), len(val[0]), len(test[0])]}
     print(f"fnn train: {json.dumps(config)}; writing to {out}")
