@@ -295,8 +295,11 @@ def choose_epoch_mode(apply, loss, optimizer, ts, x, y, key, *, metrics=("accura
       ``"scan"`` or ``"loop"``.
     """
     backend = jax.default_backend() if backend is None else backend
-    return "loop" if backend == "cpu" and _step_has_convolution(apply, loss, optimizer, ts, x, y, key,
-                                                                metrics) else "scan"
+    return _epoch_mode(_step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics), backend)
+
+
+def _epoch_mode(has_convolution: bool, backend: str) -> str:
+    return "loop" if backend == "cpu" and has_convolution else "scan"
 
 
 def make_evaluator(apply, loss, *, metrics: Sequence = ("accuracy",), batch_size: int = 1024):
@@ -540,14 +543,14 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     ts, start = start
     nb = n // batch_size
 
-    if epoch_mode == "auto":
-        epoch_mode = choose_epoch_mode(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key,
-                                       metrics=metrics)
+    if epoch_mode == "auto" or (epoch_mode == "scan" and scan_unroll is None):  # trace the step once for both
+        has_conv = _step_has_convolution(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key, metrics)
+        if epoch_mode == "auto":
+            epoch_mode = _epoch_mode(has_conv, jax.default_backend())
+        if scan_unroll is None:
+            scan_unroll = 1 if has_conv else SCAN_UNROLL
     loop_epoch = _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)[0]
     if epoch_mode == "scan":
-        if scan_unroll is None:
-            scan_unroll = choose_scan_unroll(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key,
-                                             metrics=metrics)
         # Not donated: the input state stays alive until the epoch is known to be finite (else it is replayed
         # guarded from there), which costs the same memory as a copy plus donation and one dispatch less.
         epoch_fn = make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False, mesh=mesh,
