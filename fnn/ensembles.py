@@ -26,7 +26,7 @@ from fnn.callbacks import History, copy_tree, format_epoch_line
 from fnn.data import validate_xy
 from fnn.metrics import get_metric
 from fnn.optimizers import Optimizer
-from fnn.train import FitResult, TrainState, _check_model, _make_predict, make_epoch
+from fnn.train import FitResult, TrainState, _check_model, _make_predict, choose_scan_unroll, make_epoch
 
 __all__ = ["init_ensemble", "fit_ensemble", "predict_ensemble", "evaluate_ensemble", "grid", "sweep",
            "average_trees", "average_checkpoints", "EmaState", "with_ema", "ema_params"]
@@ -54,6 +54,13 @@ def _num_members(tree, what):
     return sizes.pop()
 
 
+def _unroll(apply, loss, optimizer, ts, X, y, batch_size, metrics):
+    """``fnn.train.choose_scan_unroll`` for one member (the members share the step)."""
+    member = jax.tree.map(lambda a: a[0], ts)
+    return choose_scan_unroll(apply, loss, optimizer, member, X[:batch_size], y[:batch_size], jax.random.key(0),
+                              metrics=metrics)
+
+
 def _vmapped_run(make, in_axes, ts, X, y, *, epochs, key_fn, extra, evaluator, validation, verbose, print_fn, nb):
     """Drive a vmapped epoch ``make(guard)(ts, X, y, key_e, *extra)``; records hold per-member lists.
 
@@ -61,11 +68,11 @@ def _vmapped_run(make, in_axes, ts, X, y, *, epochs, key_fn, extra, evaluator, v
     member met a non-finite loss is replayed from a copy of its starting state with the guarded step, so each such
     member keeps its parameters from before its first bad step and the others are unaffected.
     """
-    run = jax.jit(jax.vmap(make(False), in_axes=in_axes), donate_argnums=(0,))
+    run = jax.jit(jax.vmap(make(False), in_axes=in_axes))  # not donated: ``start`` is the state to replay from
     history = History()
     for e in range(epochs):
         t0 = time.perf_counter()
-        start = copy_tree(ts)
+        start = ts
         ts, bad, stats = run(ts, X, y, key_fn(e), *extra)
         bad = np.asarray(bad)
         if np.any(bad >= 0):
@@ -162,8 +169,10 @@ def fit_ensemble(apply, params, optimizer, loss, X, y, *, epochs: int, batch_siz
     X, y, nb, validation = _prepare(apply, params, state, loss, X, y, batch_size, metrics, validation,
                                     "fit_ensemble")
     ts = copy_tree(TrainState(params, jax.vmap(optimizer.init)(params), state))
+    unroll = _unroll(apply, loss, optimizer, ts, X, y, batch_size, metrics)
+
     def make(guard):
-        return make_epoch(apply, loss, optimizer, int(batch_size), metrics=metrics, l2=l2, guard=guard)
+        return make_epoch(apply, loss, optimizer, int(batch_size), metrics=metrics, l2=l2, guard=guard, unroll=unroll)
 
     evaluator = _validation_evaluator(apply, loss, metrics, eval_batch_size)
     if data_key is None:
@@ -268,8 +277,10 @@ def sweep(apply, params, make_optimizer, loss, X, y, *, hparams: dict, epochs: i
     X, y, nb, validation = _prepare(apply, stacked, stacked_state, loss, X, y, batch_size, metrics, validation, "sweep")
     opt_state = jax.vmap(lambda h, p: make_optimizer(**h).init(p))(hp, stacked)
     ts = copy_tree(TrainState(stacked, opt_state, stacked_state))
+    unroll = _unroll(apply, loss, make_optimizer(**{n: v[0] for n, v in hp.items()}), ts, X, y, batch_size, metrics)
+
     def make(guard):
-        epoch = make_epoch(apply, loss, make_optimizer, int(batch_size), metrics=metrics, guard=guard)
+        epoch = make_epoch(apply, loss, make_optimizer, int(batch_size), metrics=metrics, guard=guard, unroll=unroll)
         if l2 is not None:
             return lambda t, a, b, ke, h, lam: epoch(t, a, b, ke, hp=h, l2_value=lam)
         return lambda t, a, b, ke, h: epoch(t, a, b, ke, hp=h)
