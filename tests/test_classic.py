@@ -80,6 +80,15 @@ def test_universal_approximation_error_falls_with_hidden_units(key):
         classic.universal_approximation(f, (2,), key, interval=(1.0, 0.0))
 
 
+def test_universal_approximation_full_fits_settle_monotonically():
+    """The example's setting (h = 1 ... 64, 2000 steps, key 0): from h = 4 on, every doubling lowers the RMS error.
+    With a constant Adam rate the h = 32 fit once ended at RMS 0.077, above h = 16's 0.040 (last iterate on a spike)."""
+    f = lambda x: jnp.sin(2 * x) + 0.3 * x ** 2  # noqa: E731
+    res = classic.universal_approximation(f, (1, 2, 4, 8, 16, 32, 64), jax.random.key(0))
+    assert np.all(np.diff(res.rms_error[2:]) < 0), res.rms_error
+    assert res.rms_error[-1] < res.rms_error[0] / 100
+
+
 # --------------------------------------------------------------------------------------------- gradient-free
 def _xor_problem(key):
     x, y = classic.logic_gate("XOR")
