@@ -236,7 +236,8 @@ def main(argv=None):
     best_jax = min(r["step_ms"] for r in rows if r["variant"].startswith("JAX"))
     torch_ms = next((r["step_ms"] for r in rows if r["variant"] == "PyTorch"), None)
     print(f"\nFashion-MNIST CNN, batch {BATCH}, {args.steps} steps x {args.repeats} repeats; {machine()}\n")
-    print("| variant | ms / step | epoch (s, 468 steps) | compile (s) | vs best JAX by hand | vs PyTorch | peak RSS (MiB) |")
+    print("| variant | ms / step | epoch (s, 468 steps) | compile (s) | vs best JAX by hand | vs PyTorch "
+          "| peak RSS (MiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         vt = f"{r['step_ms'] / torch_ms:.2f}x" if torch_ms else "n/a"

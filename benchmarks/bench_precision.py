@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     except Exception:
         Xt, yt = load_data(2000)
     print(f"{machine()}; {args.n} training images, {args.epochs} epochs\n")
-    print("| batch | compute | s / epoch | first epoch (s, compiles) | test accuracy | params |\n|---|---|---|---|---|---|")
+    print("| batch | compute | s / epoch | first epoch (s, compiles) | test accuracy | params |\n"
+          "|---|---|---|---|---|---|")
     rows = {}
     for b in (int(v) for v in args.batch_sizes.split(",")):
         for compute in ("float32", "bfloat16"):

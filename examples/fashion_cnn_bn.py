@@ -50,7 +50,8 @@ def run(epochs: int = 30, quick: bool = False, seed: int = 0, print_fn=print, ch
               callbacks=[EarlyStopping("val_accuracy", patience=epochs, restore_best=True)])
     test = evaluate(net.apply, res.params, loss, Xt, yt, state=res.state)
     out = {"channels": list(channels), "dense": dense, "drop": drop, "schedule": schedule, "lr": lr,
-           "device": jax.devices()[0].device_kind, "epochs": len(res.history), "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+           "device": jax.devices()[0].device_kind, "epochs": len(res.history), "test_accuracy": test["accuracy"],
+           "test_loss": test["loss"],
            "best_val_accuracy": float(np.max(res.history["val_accuracy"])),
            "seconds": float(np.sum(res.history["time"]))}
     print_fn(json.dumps(out))

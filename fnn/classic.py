@@ -157,9 +157,10 @@ def universal_approximation(f: Callable, hidden: Sequence[int], key, *, interval
 
     Each fit: the hidden kinks ``-b1/W1`` are drawn uniformly on the interval (W1 = +-1), the output layer
     ``(W2, b2)`` is then the least-squares solution given those features, and all four arrays are refined by
-    ``steps`` full-batch Adam steps (rate decayed along a cosine) on the mean squared error (1/n) sum (g(x_i) - f(x_i))^2. A continuous
-    piecewise-linear function with h well-placed kinks is within O(1/h^2) of a smooth f, so the error falls as h
-    grows (departure from a plain random start, which often leaves units dead and the curve noisy in h).
+    ``steps`` full-batch Adam steps (rate decayed along a cosine) on the mean squared error
+    (1/n) sum (g(x_i) - f(x_i))^2. A continuous piecewise-linear function with h well-placed kinks is within
+    O(1/h^2) of a smooth f, so the error falls as h grows (departure from a plain random start, which often leaves
+    units dead and the curve noisy in h).
 
     Args:
       f: the target, ``x (n, 1) -> y (n, 1)`` (jnp).

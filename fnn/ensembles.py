@@ -65,8 +65,9 @@ def _vmapped_run(make, in_axes, ts, X, y, *, epochs, key_fn, extra, evaluator, v
     """Drive a vmapped epoch ``make(guard)(ts, X, y, key_e, *extra)``; records hold per-member lists.
 
     The epochs run unguarded (no per-step ``jnp.where`` over every member's parameters); an epoch in which some
-    member met a non-finite loss is replayed from a copy of its starting state with the guarded step, so each such
-    member keeps its parameters from before its first bad step and the others are unaffected.
+    member met a non-finite loss is replayed from its starting state (kept: the epoch is not donated) with the
+    guarded step, so each such member keeps its parameters from before its first bad step and the others are
+    unaffected.
     """
     run = jax.jit(jax.vmap(make(False), in_axes=in_axes))  # not donated: ``start`` is the state to replay from
     history = History()
@@ -168,7 +169,7 @@ def fit_ensemble(apply, params, optimizer, loss, X, y, *, epochs: int, batch_siz
                          f"shape {np.shape(keys)}; pass jax.random.split(key, {k})")
     X, y, nb, validation = _prepare(apply, params, state, loss, X, y, batch_size, metrics, validation,
                                     "fit_ensemble")
-    ts = copy_tree(TrainState(params, jax.vmap(optimizer.init)(params), state))
+    ts = TrainState(params, jax.vmap(optimizer.init)(params), state)  # nothing is donated: the caller's params stay
     unroll = _unroll(apply, loss, optimizer, ts, X, y, batch_size, metrics)
 
     def make(guard):
@@ -276,7 +277,7 @@ def sweep(apply, params, make_optimizer, loss, X, y, *, hparams: dict, epochs: i
     stacked_state = None if state is None else jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + jnp.shape(a)), state)
     X, y, nb, validation = _prepare(apply, stacked, stacked_state, loss, X, y, batch_size, metrics, validation, "sweep")
     opt_state = jax.vmap(lambda h, p: make_optimizer(**h).init(p))(hp, stacked)
-    ts = copy_tree(TrainState(stacked, opt_state, stacked_state))
+    ts = TrainState(stacked, opt_state, stacked_state)
     unroll = _unroll(apply, loss, make_optimizer(**{n: v[0] for n, v in hp.items()}), ts, X, y, batch_size, metrics)
 
     def make(guard):

@@ -99,7 +99,8 @@ def test_scan_and_loop_give_the_same_params(digits, unroll):
     model, params = small_mlp()
     kw = dict(epochs=2, batch_size=30, key=jax.random.key(3), verbose=False)
     before = jax.tree.map(np.array, params)
-    assert (len(X) // 30) % 3 and (len(X) // 30) % SCAN_UNROLL   # unroll 3 leaves a remainder of steps: lax.scan runs them after the unrolled ones
+    # 10 steps: unroll 3 and the default both leave a remainder, which lax.scan runs after the unrolled iterations
+    assert (len(X) // 30) % 3 and (len(X) // 30) % SCAN_UNROLL
     scan = fit(model.apply, params, optax.sgd(0.05, momentum=0.9), CE, X, y, epoch_mode="scan", scan_unroll=unroll,
                **kw)
     loop = fit(model.apply, params, optax.sgd(0.05, momentum=0.9), CE, X, y, epoch_mode="loop", **kw)
