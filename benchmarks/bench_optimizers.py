@@ -7,7 +7,7 @@ so dispatch overhead is spread out; the per-step time is the call's time divided
 are measured in the same run, interleaved repeat by repeat, alternating which goes first (so load from other
 processes and cache state hit both alike),
 after one compiling warm-up call each. The table reports medians and the ratio fnn / optax (target <= 1.05).
-The twins are ``fnn.compare.TWINS`` (the settings under which the two agree numerically).
+The twins are ``fnn.cli.compare.TWINS`` (the settings under which the two agree numerically).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
 from benchmarks.timing import machine  # noqa: E402
 from fnn import optimizers as fo  # noqa: E402
-from fnn.compare import TWINS  # noqa: E402
+from fnn.cli.compare import TWINS  # noqa: E402
 
 SHAPES = {"W1": (1024, 768), "b1": (768,), "W2": (768, 256), "b2": (256,), "W3": (256, 64), "b3": (64,)}
 

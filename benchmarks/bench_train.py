@@ -11,7 +11,7 @@ warm-up (compile) epoch.
   3. The usual per-step loop (as the Flax and stax examples write it): NumPy permutation, NumPy slicing of each
      batch on the host, one call of a jitted step per batch.
   4. ``fit`` in ``"loop"`` mode, and for a small CNN both modes (which one "auto" should pick on this machine).
-  5. An ensemble of 16 MLPs trained with ``vmap`` in one program vs one model (``fnn.ensembles.fit_ensemble``).
+  5. An ensemble of 16 MLPs trained with ``vmap`` in one program vs one model (``fnn.train.ensembles.fit_ensemble``).
 
 Run: ``.venv/bin/python benchmarks/bench_train.py [--repeats 3] [--quick]``; the results are in docs/training.md.
 """
@@ -28,9 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fnn import core, data, losses, optimizers
-from fnn.ensembles import fit_ensemble, init_ensemble
-from fnn.callbacks import Callback
+from fnn import data, losses, optimizers
+from fnn import layers as core
+from fnn.train.ensembles import fit_ensemble, init_ensemble
+from fnn.train.callbacks import Callback
 from fnn.train import fit
 
 LR, BATCH, N = 3.0, 10, 50_000

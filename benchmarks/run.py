@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -101,8 +100,9 @@ def nielsen(X, Y, repeats: int, gflops: float) -> list[dict]:
 def ensemble(repeats: int, k: int = 32) -> dict:
     """One epoch of k digits MLPs (64-32-10, batch 32, SGD): one vmapped program vs k calls of the same compiled
     single-model epoch (compile excluded from both)."""
-    from fnn import core, data, losses, optimizers
-    from fnn.ensembles import init_ensemble
+    from fnn import data, losses, optimizers
+    from fnn import layers as core
+    from fnn.train.ensembles import init_ensemble
     from fnn.train import TrainState, make_epoch
 
     X, y = data.load_digits()

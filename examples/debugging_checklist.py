@@ -1,6 +1,6 @@
 """The debugging checklist on a real task (scikit-learn's 8x8 digits), in the order of docs/debugging.md.
 
-1. Gradient check: ``fnn.gradcheck.check_grads`` on the model's loss (per-leaf table), then the same with a strong
+1. Gradient check: ``fnn.debug.gradcheck.check_grads`` on the model's loss (per-leaf table), then the same with a strong
    L2 penalty to show the "penalty dominates" warning.
 2. Overfit a small set: ``overfit_small`` on 50 training digits must reach 100% training accuracy.
 3. Watch the loss and the update ratios: ``fit`` with three learning rates (too low, right, too high), the
@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import optax
 from sklearn.datasets import load_digits, make_moons
 
-from fnn import core
-from fnn import diagnostics as dg
-from fnn import gradcheck as gc
+from fnn import layers as core
+from fnn.debug import diagnostics as dg
+from fnn.debug import gradcheck as gc
 from fnn.train import fit
 
 

@@ -1,6 +1,6 @@
 """A denoising autoencoder on Fashion-MNIST: reconstruct clean images from corrupted ones.
 
-Model: ``fnn.autoencoders.autoencoder(256)``, h = sigmoid(x W + b), r = sigmoid(h V + c) (784-256-784), trained with
+Model: ``fnn.classic.autoencoders.autoencoder(256)``, h = sigmoid(x W + b), r = sigmoid(h V + c) (784-256-784), trained with
 Adam on the Bernoulli cross-entropy between r and the *clean* image while its input is corrupted by masking noise
 (each pixel zeroed with probability 0.3; Vincent et al., JMLR 2010). A plain autoencoder of the same shape, trained
 on clean inputs, is the control. On held-out test images, corrupted the same way, we report the mean squared error
@@ -22,7 +22,7 @@ import sys
 import jax
 import numpy as np
 
-from fnn import autoencoders as ae_lib
+from fnn.classic import autoencoders as ae_lib
 from fnn import data
 
 RATE = 0.3

@@ -11,9 +11,10 @@ import jax
 import numpy as np
 import optax
 
-from fnn import core, data, losses
-from fnn.callbacks import EarlyStopping
-from fnn.ensembles import ema_params, evaluate_ensemble, fit_ensemble, grid, init_ensemble, sweep, with_ema
+from fnn import data, losses
+from fnn import layers as core
+from fnn.train.callbacks import EarlyStopping
+from fnn.train.ensembles import ema_params, evaluate_ensemble, fit_ensemble, grid, init_ensemble, sweep, with_ema
 from fnn.train import evaluate, fit
 
 CE = losses.softmax_cross_entropy_with_integer_labels

@@ -20,8 +20,9 @@ import sys
 import jax
 import numpy as np
 
-from fnn import data, layers as L, losses, optimizers, schedules
-from fnn.callbacks import EarlyStopping
+from fnn import data, layers as L, losses, optimizers
+from fnn.optimizers import schedules
+from fnn.train.callbacks import EarlyStopping
 from fnn.train import evaluate, fit
 
 

@@ -1,7 +1,7 @@
 """A conditional GAN learns a 2-D mixture of Gaussians, one component per class.
 
-Data: ``fnn.gan.ring_of_gaussians``: 6 classes, class k centred at 2 (cos 2 pi k / 6, sin 2 pi k / 6), standard
-deviation 0.15, 6,000 samples. Model: ``fnn.gan.conditional_gan(2, 6)``: generator 8-64-64-2 (noise z of
+Data: ``fnn.classic.gan.ring_of_gaussians``: 6 classes, class k centred at 2 (cos 2 pi k / 6, sin 2 pi k / 6), standard
+deviation 0.15, 6,000 samples. Model: ``fnn.classic.gan.conditional_gan(2, 6)``: generator 8-64-64-2 (noise z of
 dimension 2 plus the one-hot class), discriminator 8-64-64-1; the discriminator's logistic cost, the
 non-saturating generator cost, 30,000 alternating Adam steps (lr 1e-4, beta1 0.5; batch 128).
 
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fnn import gan as gan_lib
+from fnn.classic import gan as gan_lib
 
 K, RADIUS, STDDEV = 6, 2.0, 0.15
 

@@ -24,7 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fnn import annealing, classic, core
+from fnn import classic
+from fnn.classic import annealing
+from fnn import layers as core
 
 
 def main(argv=None) -> int:

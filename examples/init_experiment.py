@@ -18,8 +18,8 @@ import os
 
 import jax
 
-from fnn import core
-from fnn import diagnostics as dg
+from fnn import layers as core
+from fnn.debug import diagnostics as dg
 from fnn import initializers as ini
 
 

@@ -3,7 +3,7 @@
 Setting (semi-supervised): all 60,000 training images are available *without* labels; only 1,000 of them (100 per
 class, drawn at random) carry labels. Network: 784-500-250-10, sigmoid hidden units, softmax output.
 
-* pre-trained: ``fnn.autoencoders.pretrain_stack`` trains a denoising autoencoder (tied weights, masking noise 0.25,
+* pre-trained: ``fnn.classic.autoencoders.pretrain_stack`` trains a denoising autoencoder (tied weights, masking noise 0.25,
   Bernoulli cross-entropy) on the 60,000 images for the first hidden layer, then one on its codes for the second;
   ``stack_encoders`` puts the two encoders under a random output layer; ``fine_tune`` trains everything on the
   1,000 labelled images (softmax cross-entropy, Adam).
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import autoencoders as ae_lib
+from fnn.classic import autoencoders as ae_lib
 from fnn import data
 
 

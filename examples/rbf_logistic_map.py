@@ -2,15 +2,15 @@
 
 Data: the series from x(0) = 0.2 (``fnn.data.logistic_map_pairs``); the first 100 pairs (x(t), x(t+1)) train, the
 next 100 test. Network: 5 Gaussian units, centers by k-means on the training inputs, one shared width
-sigma = d_max / sqrt(2K) (``fnn.rbf.rbf_widths``), unnormalized phi_k and normalized psi_k = phi_k / sum_j phi_j.
+sigma = d_max / sqrt(2K) (``fnn.classic.rbf.rbf_widths``), unnormalized phi_k and normalized psi_k = phi_k / sum_j phi_j.
 
 Output weights three ways, RMS error on the 100 test exemplars for each variant:
 
 * ``one-pass LMS``: the reference protocol, one on-line pass of the Widrow-Hoff rule over the 100 pairs, from 0
-  (``fnn.rbf.lms_output_weights``), at a few step sizes eta;
-* ``least squares``: the closed-form pseudo-inverse solution (``fnn.rbf.fit_rbf``), which the LMS pass only
+  (``fnn.classic.rbf.lms_output_weights``), at a few step sizes eta;
+* ``least squares``: the closed-form pseudo-inverse solution (``fnn.classic.rbf.fit_rbf``), which the LMS pass only
   approaches;
-* ``fine-tuned``: least squares, then Adam on centers, widths and weights together (``fnn.rbf.fine_tune_rbf``).
+* ``fine-tuned``: least squares, then Adam on centers, widths and weights together (``fnn.classic.rbf.fine_tune_rbf``).
 
 The reference values (0.15 unnormalized, 0.084 normalized) come from the classic demonstration trained with one
 pass through the training points. Then the fitted map is iterated from x(0) of the test segment,
@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import data, rbf
+from fnn import data
+from fnn.classic import rbf
 
 REFERENCE = {"unnormalized": 0.15, "normalized": 0.084}
 K = 5

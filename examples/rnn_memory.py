@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from fnn import optimizers as opt
-from fnn.core import Dense, serial
-from fnn.recurrent import RNN, LSTMCell, SimpleRNNCell
+from fnn.layers import Dense, serial
+from fnn.layers.recurrent import RNN, LSTMCell, SimpleRNNCell
 
 CELLS = {"SimpleRNN": SimpleRNNCell, "LSTM": LSTMCell}
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import losses
-from fnn.core import Dense, Sigmoid, serial
+from fnn.layers import Dense, Sigmoid, serial
 
 INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 GATES = {

@@ -1,39 +1,41 @@
 """fnn: a functional neural-network toolkit on JAX.
 
-This file is the table of contents. Every name lives in the module named beside it; ``import fnn`` loads the
-core modules below, and the rest on first use (``fnn.diagnostics``, ``fnn.gan``, ...).
+This file is the table of contents. ``ls fnn/`` is the architecture, in dependency order (each part imports only
+the parts listed before it):
+
+    activations, initializers, losses, metrics   foundations: functions of arrays
+    layers/       the layer contract, combinators and every layer (stax-compatible front)
+    optimizers/   the optimizer contract, update rules, transforms, schedules, the registry
+    data/         data sets, toy problems, preprocessing
+    train/        the step and epoch engine, fit, evaluation, ensembles and sweeps, callbacks, checkpoints
+    debug/        gradient checking, backprop by hand, statistics and monitors       (loaded on first use)
+    classic/      perceptrons, annealing, RBF networks, autoencoders, a GAN          (loaded on first use)
+    cli/          the ``fnn`` command                                               (loaded on first use)
+
+``import fnn`` loads the foundations, ``layers``, ``optimizers``, ``data`` and ``train``; ``fnn.debug``,
+``fnn.classic`` and ``fnn.cli`` are imported the first time they are used.
 """
 import importlib as _importlib
 
 __version__ = "0.1.0"
 
-# --- Models: the layer contract, layers, initializers, activations -------------------------------------------
-from fnn import activations, initializers, layers  # noqa: E402
-from fnn.core import Layer, init_with_state, serial, parallel, mlp  # noqa: E402
+# --- Foundations ----------------------------------------------------------------------------------------------
+from fnn import activations, initializers, losses, metrics
 
-# --- Objectives ----------------------------------------------------------------------------------------------
-from fnn import losses, metrics  # noqa: E402
+# --- Models: the layer contract and the layers ------------------------------------------------------------------
+from fnn import layers
+from fnn.layers import Layer, init_with_state, serial, parallel, mlp
 
 # --- Optimizers: update rules, schedules, gradient transforms -------------------------------------------------
-from fnn import optimizers, schedules, transforms  # noqa: E402
-from fnn.optimizers import Optimizer, apply_updates, chain  # noqa: E402
+from fnn import optimizers
+from fnn.optimizers import Optimizer, apply_updates, chain
 
-# --- Training: the compiled step and loop, data, checkpoints ---------------------------------------------------
-from fnn import checkpoint, data, train  # noqa: E402
-from fnn.train import evaluate, fit, make_train_step  # noqa: E402
+# --- Data and training ------------------------------------------------------------------------------------------
+from fnn import data, train
+from fnn.train import evaluate, fit, make_train_step
 
 # --- Loaded on first use --------------------------------------------------------------------------------------
-_LAZY = (
-    # layers beyond the core                       # training at scale
-    "conv", "pooling", "normalization", "dropout",  "ensembles", "selection", "distributed", "precision",
-    "units", "recurrent", "attention",              "callbacks", "plotting",
-    # optimizers                                    # architectures from the classic material
-    "adaptive", "second_order", "compare",          "autoencoders", "rbf", "gan",
-    # seeing inside a network                       # classic neurons and gradient-free training
-    "gradcheck", "reference", "diagnostics",        "classic", "annealing",
-    # the command line
-    "cli",
-)
+_LAZY = ("debug", "classic", "cli")
 
 
 def __getattr__(name):
@@ -43,7 +45,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "activations", "initializers", "layers", "losses", "metrics", "optimizers", "schedules", "transforms",
-    "checkpoint", "data", "train", "Layer", "init_with_state", "serial", "parallel", "mlp", "Optimizer",
-    "apply_updates", "chain", "fit", "evaluate", "make_train_step", *_LAZY,
+    "activations", "initializers", "losses", "metrics", "layers", "optimizers", "data", "train",
+    "Layer", "init_with_state", "serial", "parallel", "mlp", "Optimizer", "apply_updates", "chain",
+    "fit", "evaluate", "make_train_step", *_LAZY,
 ]

@@ -1,4 +1,4 @@
-"""fnn.attention: weights and outputs against NumPy loops, masks, multi-head against a per-head NumPy reference,
+"""fnn.layers.attention: weights and outputs against NumPy loops, masks, multi-head against a per-head NumPy reference,
 jit/vmap/grad, bad input, and the seq2seq example in tiny settings."""
 import importlib.util
 import pathlib
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from fnn.attention import (MultiHeadAttention, MultiHeadAttentionParams, attention_weights, causal_mask,
+from fnn.layers.attention import (MultiHeadAttention, MultiHeadAttentionParams, attention_weights, causal_mask,
                            dot_product_attention)
-from fnn.core import serial
-from fnn.recurrent import RNN, GRUCell
+from fnn.layers import serial
+from fnn.layers.recurrent import RNN, GRUCell
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import autoencoders as A
-from fnn.core import DenseParams
+from fnn.classic import autoencoders as A
+from fnn.layers import DenseParams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

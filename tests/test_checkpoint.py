@@ -1,4 +1,4 @@
-"""Tests for fnn.checkpoint: exact round trips of realistic trees, the on-disk layout parsed by hand, keep-N
+"""Tests for fnn.train.checkpoint: exact round trips of realistic trees, the on-disk layout parsed by hand, keep-N
 pruning, atomicity under simulated crashes, and clear errors for truncated, corrupt and foreign files."""
 import hashlib
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import checkpoint as ckpt
+from fnn.train import checkpoint as ckpt
 
 
 def open_bytes(path):

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from fnn import annealing, classic, core
+from fnn import classic
+from fnn.classic import annealing
+from fnn import layers as core
 
 
 @pytest.mark.parametrize("gate,op", [("AND", lambda a, b: a & b), ("OR", lambda a, b: a | b),

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from fnn import checkpoint, cli, optimizers
-from fnn.callbacks import History
+from fnn import cli, optimizers
+from fnn.train import checkpoint
+from fnn.train.callbacks import History
 from fnn.train import TrainState, checkpoint_tree
 
 TINY = ["--hidden", "16", "--batch-size", "64", "--no-progress", "--optimizer", "sgd", "--lr", "0.2"]
@@ -94,14 +95,14 @@ def test_fnn_info_prints_devices_and_versions(capsys):
 
 def test_compare_and_gradcheck_are_dispatched_lazily(monkeypatch, capsys):
     seen = []
-    fake = types.ModuleType("fnn.compare")
+    fake = types.ModuleType("fnn.cli.compare")
     fake.main = lambda argv: seen.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "fnn.compare", fake)
+    monkeypatch.setitem(sys.modules, "fnn.cli.compare", fake)
     assert cli.main(["compare", "--problem", "xor", "-h"]) == 7
     assert seen == [["--problem", "xor", "-h"]]
-    monkeypatch.setitem(sys.modules, "fnn.gradcheck", None)   # the module is missing
+    monkeypatch.setitem(sys.modules, "fnn.debug.gradcheck", None)   # the module is missing
     assert cli.main(["gradcheck", "x"]) == 2
-    assert "has no fnn.gradcheck module" in capsys.readouterr().err
+    assert "has no fnn.debug.gradcheck module" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys):

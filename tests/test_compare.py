@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fnn import compare as fc
+from fnn.cli import compare as fc
 
 
 def test_compare_function_trains_both_twins_identically(tmp_path):

@@ -1,4 +1,4 @@
-"""fnn.core: the layer contract, combinators, Dense/mlp/Reshape/Flatten against NumPy and stax, key splitting,
+"""fnn.layers: the layer contract, combinators, Dense/mlp/Reshape/Flatten against NumPy and stax, key splitting,
 state threading, error messages."""
 import chex
 import jax
@@ -8,7 +8,7 @@ import pytest
 from jax.example_libraries import stax
 
 from fnn import activations as A
-from fnn import core as C
+from fnn import layers as C
 
 X = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn import core
-from fnn import diagnostics as dg
+from fnn import layers as core
+from fnn.debug import diagnostics as dg
 from fnn import initializers as ini
 
 

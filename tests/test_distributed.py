@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from fnn import distributed as dist
+from fnn.train import distributed as dist
 
 WORKER = str(Path(__file__).with_name("_distributed_worker.py"))
 ROOT = str(Path(__file__).resolve().parents[1])

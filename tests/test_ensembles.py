@@ -1,4 +1,4 @@
-"""fnn.ensembles: vmapped members equal models trained one by one; sweeps; prediction averaging; parameter averages.
+"""fnn.train.ensembles: vmapped members equal models trained one by one; sweeps; prediction averaging; parameter averages.
 
 References: ``fnn.train.fit`` run once per member/setting (the one-by-one runs), NumPy means and recurrences.
 """
@@ -10,9 +10,11 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import checkpoint, core, losses
+from fnn import losses
+from fnn.train import checkpoint
+from fnn import layers as core
 from fnn.data import load_digits
-from fnn.ensembles import (average_checkpoints, average_trees, ema_params, evaluate_ensemble, fit_ensemble, grid,
+from fnn.train.ensembles import (average_checkpoints, average_trees, ema_params, evaluate_ensemble, fit_ensemble, grid,
                            init_ensemble, predict_ensemble, sweep, with_ema)
 from fnn.train import fit
 

@@ -8,7 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import core, data, losses
+from fnn import data, losses
+from fnn import layers as core
 from fnn.train import evaluate, fit
 
 

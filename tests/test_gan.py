@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn import gan as G
+from fnn.classic import gan as G
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

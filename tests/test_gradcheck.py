@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import fnn.core as core
-from fnn import gradcheck as gc
-from fnn.core import Layer
+import fnn.layers as core
+from fnn.debug import gradcheck as gc
+from fnn.layers import Layer
 
 
 def _check(layer, input_shape, key, **kw):
@@ -44,7 +44,7 @@ def test_conv_pool_and_batchnorm_pass(key):
 
 def test_rnn_maxout_rbf_pass(key):
     layers = pytest.importorskip("fnn.layers")
-    rec = pytest.importorskip("fnn.recurrent")
+    rec = pytest.importorskip("fnn.layers.recurrent")
     model = layers.serial(rec.RNN(rec.SimpleRNNCell(3)), layers.Flatten, layers.Maxout(4, k=3), layers.RBF(3))
     rep = _check(model, (2, 3, 2), key)
     assert rep.ok, rep.table()

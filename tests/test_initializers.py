@@ -151,7 +151,7 @@ def test_sparse_exact_count_and_statistics(key):
 def test_initializers_work_in_jax_and_fnn_layers(key):
     from jax.example_libraries import stax
 
-    from fnn.core import Dense
+    from fnn.layers import Dense
     _, (W, b) = stax.Dense(7, W_init=I.he_uniform(), b_init=I.zeros)[0](key, (-1, 5))
     assert W.shape == (5, 7) and np.all(np.asarray(b) == 0)
     _, p = Dense(7, W_init=jax.nn.initializers.orthogonal(), b_init=jax.nn.initializers.zeros).init(key, (-1, 5))

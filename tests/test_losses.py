@@ -8,7 +8,7 @@ import pytest
 from scipy import special
 
 from fnn import losses as L
-from fnn.core import Dense, DenseParams, Relu, serial
+from fnn.layers import Dense, DenseParams, Relu, serial
 
 RNG = np.random.default_rng(0)
 N, K = 6, 4

@@ -8,11 +8,11 @@ import numpy as np
 import optax
 import pytest
 
-import fnn.adaptive
+import fnn.optimizers.adaptive
 import fnn.optimizers
-import fnn.schedules
-import fnn.second_order
-import fnn.transforms
+import fnn.optimizers.schedules
+import fnn.optimizers.second_order
+import fnn.optimizers.transforms
 from fnn import optimizers as fo
 
 # A learning rate per rule for the 2x2 + 2 quadratic below (Hessian eigenvalues 1..20).
@@ -168,7 +168,7 @@ def test_fnn_inside_optax_chain_and_optax_inside_fnn_chain():
     reference = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))
     mixed = [optax.chain(optax.clip_by_global_norm(1.0), fo.momentum(0.1, mu=0.9)),
              fo.chain(optax.clip_by_global_norm(1.0), fo.momentum(0.1, mu=0.9)),
-             fo.chain(fnn.transforms.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))]
+             fo.chain(fnn.optimizers.transforms.clip_by_global_norm(1.0), optax.sgd(0.1, momentum=0.9))]
     states = [opt.init(params) for opt in mixed]
     ref_state = reference.init(params)
     for _ in range(3):
@@ -233,8 +233,8 @@ def test_delta_bar_delta_matches_numpy_loop(theta):
         assert np.any(np.asarray(state.gain) > 1.2) and np.any(np.asarray(state.gain) < 0.9)  # both branches
 
 
-@pytest.mark.parametrize("module", [fnn.optimizers, fnn.adaptive, fnn.second_order, fnn.schedules,
-                                    fnn.transforms])
+@pytest.mark.parametrize("module", [fnn.optimizers.first_order, fnn.optimizers.adaptive, fnn.optimizers.second_order, fnn.optimizers.schedules,
+                                    fnn.optimizers.transforms])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from fnn.core import Dense, Relu, mlp, serial
-from fnn.precision import cast_floating, mixed_precision
+from fnn.layers import Dense, Relu, mlp, serial
+from fnn.train.precision import cast_floating, mixed_precision
 
 
 def _data():

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn import rbf
+from fnn.classic import rbf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

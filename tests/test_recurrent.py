@@ -1,4 +1,4 @@
-"""fnn.recurrent: cells against the textbook equations in NumPy, scan vs Python loop, masking, bidirectional,
+"""fnn.layers.recurrent: cells against the textbook equations in NumPy, scan vs Python loop, masking, bidirectional,
 stacking, jit/vmap/grad, bad input, and the recurrent examples in tiny settings."""
 import importlib.util
 import pathlib
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from fnn.core import Dense, serial
-from fnn.recurrent import (Bidirectional, BidirectionalParams, GRUCell, LSTMCell, LSTMParams, LSTMState, RNN,
+from fnn.layers import Dense, serial
+from fnn.layers.recurrent import (Bidirectional, BidirectionalParams, GRUCell, LSTMCell, LSTMParams, LSTMState, RNN,
                            SimpleRNNCell, scan_cell, sequence_mask)
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"

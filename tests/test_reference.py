@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import fnn.core as core
-from fnn import reference as ref
-from fnn.gradcheck import check_grads
+import fnn.layers as core
+from fnn.debug import backprop as ref
+from fnn.debug.gradcheck import check_grads
 
 
 def _mlp_case(key, activation, sizes=(7, 5, 3), n=6, d_in=4):
@@ -115,7 +115,7 @@ def test_batchnorm_backward_equals_jax_grad(key, shape, axes):
 
 
 def test_batchnorm_forward_matches_fnn_batchnorm(key):
-    norm = pytest.importorskip("fnn.normalization")
+    norm = pytest.importorskip("fnn.layers.normalization")
     with jax.enable_x64(True):
         x = jax.random.normal(key, (6, 3), jnp.float64)
         layer = norm.BatchNorm(axis=0)

@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from fnn import optimizers as fo
-from fnn import schedules as fs
+from fnn.optimizers import schedules as fs
 
 STEPS = np.arange(0, 120)
 

@@ -9,11 +9,13 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import checkpoint, core, losses
-from fnn.callbacks import EarlyStopping, History, format_epoch_line
+from fnn import losses
+from fnn.train import checkpoint
+from fnn import layers as core
+from fnn.train.callbacks import EarlyStopping, History, format_epoch_line
 from fnn.data import load_digits
-from fnn.normalization import BatchNorm
-from fnn.plotting import plot_history
+from fnn.layers.normalization import BatchNorm
+from fnn.debug.plots import plot_history
 from fnn.train import (SCAN_UNROLL, FitResult, FitResultWithState, TrainState, checkpoint_tree, choose_epoch_mode,
                        choose_scan_unroll, epoch_keys, evaluate, fit, make_train_step, predict)
 

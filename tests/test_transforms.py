@@ -6,7 +6,7 @@ import optax
 import pytest
 
 from fnn import optimizers as fo
-from fnn import transforms as ft
+from fnn.optimizers import transforms as ft
 
 PARAMS = {"W": jnp.asarray([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.asarray([0.3, -0.7])}
 

@@ -1,0 +1,128 @@
+"""Dense and element-wise layers: ``Dense``, the activation layers, ``Identity``, ``Flatten``, ``Reshape``, ``mlp``.
+
+The layer contract is stated once, in :mod:`fnn.layers.base`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from fnn import activations as act
+from fnn import initializers as ini
+from fnn.layers.base import Layer, as_layer, serial
+
+__all__ = ["elementwise", "Flatten", "Reshape", "Dense", "DenseParams", "mlp", "Relu", "Sigmoid", "Tanh",
+           "Elu", "LeakyRelu", "Softplus", "Gelu", "Selu", "Softmax", "LogSoftmax", "Step", "Sign", "Exp"]
+
+
+def elementwise(fun: Callable, **fun_kwargs) -> Layer:
+    """A parameter-free layer applying ``fun(x, **fun_kwargs)`` elementwise."""
+    return Layer(lambda key, input_shape: (input_shape, ()),
+                 lambda params, inputs, **kwargs: fun(inputs, **fun_kwargs))
+
+
+Relu = elementwise(act.relu)
+Sigmoid = elementwise(act.sigmoid)
+Tanh = elementwise(act.tanh)
+Elu = elementwise(act.elu)
+LeakyRelu = elementwise(act.leaky_relu)
+Softplus = elementwise(act.softplus)
+Gelu = elementwise(act.gelu)
+Selu = elementwise(act.selu)
+Softmax = elementwise(act.softmax, axis=-1)
+LogSoftmax = elementwise(act.log_softmax, axis=-1)
+Step = elementwise(act.step)
+Sign = elementwise(act.sign)
+Exp = elementwise(jnp.exp)
+
+
+def _batch_dim(d):
+    return -1 if d is None else d
+
+
+def _flatten_init(key, input_shape):
+    if len(input_shape) < 2:
+        raise ValueError(f"Flatten: expected inputs of rank >= 2 (batch, ...), got shape {tuple(input_shape)}")
+    return (_batch_dim(input_shape[0]), math.prod(input_shape[1:])), ()
+
+
+Flatten = Layer(_flatten_init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0], -1)))
+Flatten.__doc__ = "Flatten all but the leading (batch) dimension: (n, d1, d2, ...) -> (n, d1 * d2 * ...)."
+
+
+def Reshape(shape: Sequence[int]) -> Layer:
+    """Reshape each example to ``shape`` (the batch dimension is kept): (n, ...) -> (n, *shape).
+
+    One entry of ``shape`` may be -1 and is inferred.
+    """
+    shape = tuple(int(d) for d in shape)
+    if sum(d == -1 for d in shape) > 1 or any(d == 0 or d < -1 for d in shape):
+        raise ValueError(f"Reshape: expected positive sizes with at most one -1, got {shape}")
+
+    def init(key, input_shape):
+        size = math.prod(input_shape[1:])
+        known = math.prod(d for d in shape if d != -1)
+        if size % known or (-1 not in shape and size != known):
+            raise ValueError(f"Reshape: cannot reshape examples of shape {tuple(input_shape[1:])} ({size} values) "
+                             f"to {shape}")
+        out = tuple(size // known if d == -1 else d for d in shape)
+        return (_batch_dim(input_shape[0]),) + out, ()
+
+    return Layer(init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0],) + shape))
+
+
+class DenseParams(NamedTuple):
+    W: jax.Array  # (d_in, d_out)
+    b: jax.Array  # (d_out,)
+
+
+def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable = ini.normal()) -> Layer:
+    """Fully connected layer: ``y = x W + b``.
+
+    Shapes: x (..., d_in), W (d_in, d_out), b (d_out,), y (..., d_out). Defaults as stax: Glorot-normal weights,
+    N(0, 0.01^2) biases. Nielsen writes ``a' = sigma(w a + b)`` with w of shape (d_out, d_in) acting on column
+    vectors; fnn stores the transpose and acts on row vectors (a batch is a matrix of rows).
+    """
+    if not (isinstance(out_dim, int) and out_dim >= 1):
+        raise ValueError(f"Dense: expected a positive number of units, got out_dim={out_dim!r}")
+
+    def init(key, input_shape):
+        if len(input_shape) < 1 or input_shape[-1] in (None, -1):
+            raise ValueError(f"Dense: expected an input shape with a known last dimension, got {input_shape!r}")
+        k1, k2 = jax.random.split(key)
+        d_in = int(input_shape[-1])
+        params = DenseParams(W_init(k1, (d_in, out_dim)), b_init(k2, (out_dim,)))
+        return tuple(input_shape[:-1]) + (out_dim,), params
+
+    def apply(params, inputs, **kwargs):
+        W, b = params
+        if inputs.shape[-1:] != W.shape[:1]:
+            raise ValueError(f"Dense: expected inputs with last dimension {W.shape[0]}, got shape {inputs.shape}; "
+                             f"re-initialize with the right input_shape or add Flatten before Dense")
+        y = jnp.dot(inputs, W)
+        return y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast (strict rank promotion)
+
+    return Layer(init, apply)
+
+
+def mlp(sizes: Sequence[int], activation=Relu, output_activation=None, **dense_kwargs) -> Layer:
+    """A multi-layer perceptron ``Dense(sizes[0]), activation, ..., Dense(sizes[-1])`` built with ``serial``.
+
+    ``sizes`` lists the layer widths after the input (the input width comes from ``init``'s input shape), e.g.
+    ``mlp([30, 10], Sigmoid)`` is Nielsen's 784-30-10 network. ``output_activation`` (a layer) is appended if given.
+    """
+    sizes = list(sizes)
+    if not sizes or any(not (isinstance(s, int) and s >= 1) for s in sizes):
+        raise ValueError(f"mlp: expected a non-empty list of positive layer widths, got {sizes!r}")
+    activation = as_layer(activation, "mlp (activation)")
+    layers = []
+    for i, width in enumerate(sizes):
+        layers.append(Dense(width, **dense_kwargs))
+        if i < len(sizes) - 1:
+            layers.append(activation)
+    if output_activation is not None:
+        layers.append(as_layer(output_activation, "mlp (output_activation)"))
+    return serial(*layers)

@@ -1,0 +1,185 @@
+"""Hand-written optimizers in optax's protocol.
+
+The contract (stated once, here):
+
+    opt = rule(learning_rate, ...)            # an Optimizer(init, update)
+    state = opt.init(params)                  # params: any pytree of float arrays
+    updates, state = opt.update(grads, state, params)   # grads: same tree as params
+    params = apply_updates(params, updates)   # updates are *added*: descent steps are negative
+
+This is optax's ``GradientTransformation`` protocol, so an fnn rule can sit inside ``optax.chain`` and any
+optax transform inside :func:`chain`. Every rule keeps its state in a NamedTuple with commented fields and a
+step counter ``count`` (the first step is step 0, as in optax); every hyper-parameter accepts a number or a
+schedule ``step -> value`` (see ``fnn.optimizers.schedules``), evaluated at ``count``. The per-leaf math of each rule is
+written once, in the symbols of its docstring, and lifted over the pytree in one place (:func:`lift`), which
+also rejects a gradient tree whose structure differs from the parameter/state tree, printing both.
+
+First-order rules live in this file (sgd, momentum, nesterov, delta_bar_delta); the adaptive ones (adagrad,
+rmsprop, adadelta, adam, adamw, adamax, nadam) in ``fnn/optimizers/adaptive.py`` and L-BFGS / Newton in
+``fnn/optimizers/second_order.py``; all are re-exported here. :data:`RULES` and :func:`from_name` are the name registry used
+by ``fnn compare`` and by the shared contract tests.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_at", "step_count", "zeros_like",
+           "check_positive", "check_unit", "Schedule", "ScalarOrSchedule"]
+
+Schedule = Callable[[jax.Array], jax.Array]
+ScalarOrSchedule = float | Schedule
+
+
+class Optimizer(NamedTuple):
+    """An optimizer: ``init(params) -> state``; ``update(grads, state, params=None) -> (updates, state)``."""
+
+    init: Callable[[Any], Any]
+    update: Callable[..., tuple[Any, Any]]
+
+
+# ----------------------------------------------------------------------------------------- shared helpers
+def apply_updates(params, updates):
+    """Return ``params + updates`` leaf by leaf, keeping each parameter's dtype.
+
+    Formula: ``x_new = x + u`` for every leaf.
+
+    Args:
+      params: pytree of arrays, any shapes.
+      updates: pytree of the same structure and shapes (as returned by an ``update``).
+
+    Returns:
+      The new parameters, same structure, shapes and dtypes as ``params``.
+
+    Example:
+      >>> apply_updates({"w": jnp.ones(2)}, {"w": -0.5 * jnp.ones(2)})["w"].tolist()
+      [0.5, 0.5]
+
+    Reference: optax ``apply_updates`` (same contract).
+    """
+    check_tree("apply_updates", updates, params, "params")
+    return jax.tree.map(lambda x, u: (x + u).astype(x.dtype), params, updates)
+
+
+def check_tree(name: str, grads, other, what: str) -> None:
+    """Raise a ValueError, printing both structures, if ``grads`` and ``other`` are different pytrees."""
+    g_def, o_def = jax.tree.structure(grads), jax.tree.structure(other)
+    if g_def != o_def:
+        raise ValueError(
+            f"{name}: the gradient tree does not match the {what} tree.\n  gradients: {g_def}\n  {what}: {o_def}\n"
+            f"Pass gradients with exactly the structure of the parameters given to init "
+            f"(e.g. jax.grad(loss)(params))."
+        )
+
+
+def value_at(h: ScalarOrSchedule, count):
+    """Evaluate a hyper-parameter at step ``count``: ``h(count)`` if ``h`` is a schedule, else ``h``."""
+    return h(count) if callable(h) else h
+
+
+def lift(name: str, leaf_fn: Callable, grads, trees: tuple, scalars: tuple = (), what: str = "state",
+         params=None):
+    """Apply per-array math ``leaf_fn`` to every leaf of a pytree: the one place rules meet pytrees.
+
+    ``leaf_fn(g, *tree_leaves, *scalars) -> (u, *new_tree_leaves)`` is called once per leaf of ``grads``, with
+    the matching leaf of each tree in ``trees`` (state moments, params) and the scalar hyper-parameters: Python
+    numbers are passed as they are (weakly typed, so ``1 - b1`` is computed in double precision as in optax),
+    arrays (schedule values, bias corrections) are cast to the leaf's dtype, so float32, float64 and bfloat16
+    parameters keep their dtype.
+
+    Args:
+      name: the rule's name, for error messages.
+      leaf_fn: the per-leaf update.
+      grads: pytree of gradient arrays.
+      trees: tuple of pytrees with the structure of ``grads``.
+      scalars: tuple of scalars (Python numbers or 0-d arrays).
+      what: what ``trees`` are, for error messages.
+      params: optional parameter tree that ``grads`` must also match (for rules without per-leaf state).
+
+    Returns:
+      ``(updates, new_trees)``: the updates pytree and a tuple with one new pytree per output after ``u``.
+
+    Raises:
+      ValueError: if a tree's structure differs from ``grads``'s; both structures are printed.
+    """
+    if params is not None:
+        check_tree(name, grads, params, "params")
+    for tree in trees:
+        check_tree(name, grads, tree, what)
+    g_def = jax.tree.structure(grads)
+    g_leaves = jax.tree.leaves(grads)
+    t_leaves = [g_def.flatten_up_to(tree) for tree in trees]
+    outs = []
+    for i, g in enumerate(g_leaves):
+        s = [c if isinstance(c, (bool, int, float)) else jnp.asarray(c, dtype=g.dtype) for c in scalars]
+        out = leaf_fn(g, *[leaves[i] for leaves in t_leaves], *s)
+        outs.append(out if isinstance(out, tuple) else (out,))
+    columns = list(zip(*outs)) if outs else [() for _ in range(1 + len(trees))]
+    trees_out = tuple(g_def.unflatten(list(col)) for col in columns)
+    return trees_out[0], trees_out[1:]
+
+
+def zeros_like(params):
+    """Zeros with the structure, shapes and dtypes of ``params``."""
+    return jax.tree.map(jnp.zeros_like, params)
+
+
+def step_count(count):
+    """``count + 1`` saturating at the int32 maximum (the next value of a state's step counter)."""
+    return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
+
+
+def check_positive(name: str, **values) -> None:
+    """ValueError unless every non-schedule value is > 0 (learning rates, eps, ...)."""
+    for key, v in values.items():
+        if not callable(v) and not float(v) > 0:
+            raise ValueError(f"{name}: {key} must be > 0, got {key}={v!r}; pass a positive number or a schedule.")
+
+
+def check_unit(name: str, **values) -> None:
+    """ValueError unless every non-schedule value lies in [0, 1) (betas, momentum, decay rates)."""
+    for key, v in values.items():
+        if not callable(v) and not 0.0 <= float(v) < 1.0:
+            raise ValueError(f"{name}: {key} must lie in [0, 1), got {key}={v!r}; e.g. {key}=0.9.")
+
+
+# ----------------------------------------------------------------------------------------- composition
+def chain(*transforms) -> Optimizer:
+    """Compose transforms left to right: the updates of one are the gradients of the next.
+
+    Formula: ``u = T_n(... T_2(T_1(g)))``; the state is the tuple of the members' states.
+
+    Args:
+      *transforms: fnn Optimizers or optax ``GradientTransformation``s (both follow the same protocol).
+        Extra keyword arguments of ``update`` (e.g. optax's ``value=, grad=, value_fn=`` for line searches)
+        are forwarded to the optax members that accept them (``GradientTransformationExtraArgs``).
+
+    Returns:
+      An Optimizer whose state is a tuple with one entry per transform.
+
+    Example:
+      >>> opt = chain(optax.clip_by_global_norm(1.0), sgd(0.1))
+
+    Reference: optax ``chain`` (same semantics).
+    """
+
+    def init(params):
+        return tuple(t.init(params) for t in transforms)
+
+    def update(grads, state, params=None, **extra):
+        if len(state) != len(transforms):
+            raise ValueError(f"chain: expected a state with {len(transforms)} entries, got {len(state)}; "
+                             f"pass the state returned by this chain's init.")
+        new_state = []
+        for t, s in zip(transforms, state):
+            if extra and isinstance(t, optax.GradientTransformationExtraArgs):
+                grads, s = t.update(grads, s, params, **extra)
+            else:
+                grads, s = t.update(grads, s, params)
+            new_state.append(s)
+        return grads, tuple(new_state)
+
+    return Optimizer(init, update)

@@ -1,0 +1,202 @@
+"""Second-order rules: Newton's method (full Hessian) and L-BFGS (limited-memory quasi-Newton).
+
+Both follow the Optimizer contract of ``fnn/optimizers/base.py`` (``init(params) -> state``,
+``update(grads, state, params) -> (updates, state)``, updates added with ``apply_updates``) and need ``params``
+in ``update``. They are full-batch methods: ``fun`` (the loss as a function of the parameters alone) is closed
+over at construction, which keeps the protocol unchanged and lets the rules sit inside any ``chain``.
+Newton works on the flattened parameter vector (``jax.flatten_util.ravel_pytree``); L-BFGS works leaf by leaf
+with tree inner products, so it scales to models whose Hessian could never be formed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from fnn.optimizers.base import Optimizer, ScalarOrSchedule, check_positive, check_tree, step_count, value_at
+
+
+
+class NewtonState(NamedTuple):
+    count: jax.Array  # int32 scalar, step counter
+
+
+def newton(fun: Callable, learning_rate: ScalarOrSchedule = 1.0, damping: float = 1e-4) -> Optimizer:
+    """Damped Newton's method: ``x += -lr * (H + damping * I)^{-1} g`` with ``H = hessian(fun)(x)``.
+
+    The Hessian of the flattened parameters (``n x n``, ``n`` = number of parameters) is formed with
+    ``jax.hessian`` and the system solved by LU, so this is for small models (n up to a few thousand).
+    ``damping`` (Levenberg-Marquardt style) keeps the system solvable where ``H`` is singular or indefinite.
+    No optax twin; tested against a NumPy loop.
+
+    Args:
+      fun: the loss ``fun(params) -> scalar``, full batch.
+      learning_rate: ``lr`` > 0 (1 is the pure Newton step), number or schedule.
+      damping: ``damping`` > 0 added to the Hessian's diagonal.
+
+    Returns:
+      An Optimizer with state ``NewtonState(count)``; ``update(grads, state, params)`` needs ``params``.
+
+    Example:
+      >>> opt = newton(lambda x: jnp.sum(x ** 2), damping=1e-6)
+
+    Reference: Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, eq. (3.30) (Newton step) and section 3.4
+    (Hessian modification).
+    """
+    check_positive("newton", learning_rate=learning_rate, damping=damping)
+
+    def init(params):
+        return NewtonState(count=jnp.zeros([], jnp.int32))
+
+    def update(grads, state, params=None):
+        if params is None:
+            raise ValueError("newton: update needs params to evaluate the Hessian; call update(grads, state, params).")
+        check_tree("newton", grads, params, "params")
+        x, unravel = ravel_pytree(params)
+        g, _ = ravel_pytree(grads)
+        H = jax.hessian(lambda flat: fun(unravel(flat)))(x)
+        lr = value_at(learning_rate, state.count)
+        dx = -lr * jnp.linalg.solve(H + damping * jnp.eye(x.size, dtype=x.dtype), g)
+        return unravel(dx.astype(x.dtype)), NewtonState(count=step_count(state.count))
+
+    return Optimizer(init, update)
+
+
+class LbfgsState(NamedTuple):
+    count: jax.Array  # int32 scalar, step counter
+    x_prev: Any  # parameters at the previous update (params tree)
+    g_prev: Any  # gradient at the previous update (params tree)
+    S: Any  # ring buffer of steps s_i = x_{i+1} - x_i; each leaf (memory_size, *leaf.shape)
+    Y: Any  # ring buffer of gradient changes y_i = g_{i+1} - g_i, same layout as S
+    rho: jax.Array  # (memory_size,) 1 / <y_i, s_i>, 0 for an empty slot
+    eta: jax.Array  # step size accepted by the last line search (1 before the first)
+
+
+def _vdot(a, b):
+    """Inner product of two pytrees: sum over leaves of ``<a_leaf, b_leaf>`` (contracted like optax's ``tree.vdot``)."""
+    return sum(jnp.tensordot(x, y, jnp.ndim(x)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _sqnorm(a):
+    """Squared norm of a pytree, ``sum of g_leaf^2`` (reduced like optax's ``tree.norm``, for bit-level parity)."""
+    return sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(a))
+
+
+def _axpy(alpha, x, y):
+    """``y + alpha * x`` leaf by leaf, keeping ``y``'s dtypes."""
+    return jax.tree.map(lambda xi, yi: (yi + alpha * xi).astype(yi.dtype), x, y)
+
+
+def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Callable | None = None,
+          max_backtracking_steps: int = 15, c1: float = 1e-4, shrink: float = 0.8, grow: float = 1.5) -> Optimizer:
+    """L-BFGS: a quasi-Newton direction from the last ``memory_size`` pairs, then (optionally) a line search.
+
+    Memory update with ``s = x - x_prev``, ``y = g - g_prev``, ``rho = 1 / <y, s>`` (0 if ``<y, s> = 0``).
+    Two-loop recursion (Nocedal & Wright, Algorithm 7.4), pairs newest first::
+
+        q = g;  for i newest..oldest:  alpha_i = rho_i <s_i, q>;  q -= alpha_i y_i
+        r = gamma q,  gamma = <s, y> / <y, y> (newest pair; min(1, 1/|g|) at the first step)
+        for i oldest..newest:  beta = rho_i <y_i, r>;  r += (alpha_i - beta) s_i
+        d = -lr * r
+
+    Without ``fun`` the update is ``d`` (fixed step); its exact twin is ``optax.lbfgs(lr, memory_size,
+    linesearch=None)``. With ``fun`` a backtracking (Armijo) line search picks ``eta``: trials start at
+    ``min(grow * eta_prev, 1)`` and shrink by ``shrink`` until ``fun(x + eta d) <= fun(x) + c1 eta <g, d>``
+    (at most ``max_backtracking_steps`` shrinks; the last trial is kept, or ``eta = 0`` if ``fun`` was not
+    finite); the update is ``eta d``. This matches ``optax.lbfgs(lr, memory_size,
+    linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps))``. Like optax, pairs with
+    ``<y, s> < 0`` are kept (no curvature skip).
+
+    Args:
+      learning_rate: ``lr`` > 0 scaling the direction, number or schedule.
+      memory_size: number of (s, y) pairs kept, >= 1.
+      fun: full-batch loss ``fun(params) -> scalar`` for the line search, or None for fixed steps.
+      max_backtracking_steps, c1, shrink, grow: line-search settings (c1 and shrink in (0, 1), grow >= 1).
+
+    Returns:
+      An Optimizer with state ``LbfgsState``; ``update(grads, state, params)`` needs ``params``.
+
+    Example:
+      >>> opt = lbfgs(fun=lambda x: jnp.sum((x - 1.0) ** 2))
+
+    Reference: Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, Algorithms 7.4-7.5 and eq. (7.20);
+    Liu & Nocedal, "On the limited memory BFGS method for large scale optimization", 1989.
+    """
+    check_positive("lbfgs", learning_rate=learning_rate, c1=c1, shrink=shrink)
+    if memory_size < 1 or max_backtracking_steps < 0 or not (c1 < 1 and shrink < 1 and grow >= 1):
+        raise ValueError(f"lbfgs: need memory_size >= 1, max_backtracking_steps >= 0, 0 < c1 < 1, 0 < shrink < 1 "
+                         f"and grow >= 1; got memory_size={memory_size}, max_backtracking_steps="
+                         f"{max_backtracking_steps}, c1={c1}, shrink={shrink}, grow={grow}.")
+
+    def init(params):
+        stack = jax.tree.map(lambda x: jnp.zeros((memory_size,) + jnp.shape(x), x.dtype), params)
+        dtype = jax.tree.leaves(params)[0].dtype
+        return LbfgsState(count=jnp.zeros([], jnp.int32), x_prev=jax.tree.map(jnp.zeros_like, params),
+                          g_prev=jax.tree.map(jnp.zeros_like, params), S=stack, Y=stack,
+                          rho=jnp.zeros(memory_size), eta=jnp.ones([], dtype))
+
+
+    def line_search(params, d, g, eta_prev):
+        f0, slope = fun(params), _vdot(d, g)
+
+        def excess(eta):  # how far fun(x + eta d) lies above the Armijo line; 0 when accepted
+            e = fun(_axpy(eta, d, params)) - f0 - eta * c1 * slope
+            return jnp.where(jnp.isnan(e), jnp.inf, jnp.maximum(e, 0.0))
+
+        def body(carry):
+            eta, _, i = carry
+            eta = jnp.where(i > 0, shrink * eta, eta)
+            return eta, excess(eta).astype(eta.dtype), i + 1
+
+        start = jnp.minimum(grow * eta_prev, 1.0)
+        eta, err, _ = jax.lax.while_loop(lambda c: (c[1] > 0) & (c[2] <= max_backtracking_steps), body,
+                                         (start, jnp.asarray(jnp.inf, start.dtype), 0))
+        return jnp.where(jnp.isinf(err), 0.0, eta).astype(eta_prev.dtype)
+
+    def update(grads, state, params=None):
+        if params is None:
+            raise ValueError("lbfgs: update needs params to form s = x - x_prev; call update(grads, state, params).")
+        check_tree("lbfgs", grads, params, "params")
+        first = state.count == 0
+        s = jax.tree.map(lambda x, xp: jnp.where(first, 0, x - xp), params, state.x_prev)
+        y = jax.tree.map(lambda g, gp: jnp.where(first, 0, g - gp), grads, state.g_prev)
+        sy = _vdot(y, s)
+        # Ring buffers, written in place: the pair made at step k goes to slot (k - 1) mod m, so that
+        # slots (k, k + 1, ..., k - 1) mod m run from the oldest pair to the newest.
+        slot = (state.count - 1) % memory_size
+        S = jax.tree.map(lambda M, v: M.at[slot].set(v), state.S, s)
+        Y = jax.tree.map(lambda M, v: M.at[slot].set(v), state.Y, y)
+        rho = state.rho.at[slot].set(jnp.where(sy == 0, 0.0, 1.0 / sy))
+        oldest_to_newest = (state.count + jnp.arange(memory_size)) % memory_size
+
+        def pair(i):
+            return jax.tree.map(lambda M: M[i], S), jax.tree.map(lambda M: M[i], Y), rho[i]
+
+        def newest_first(q, i):  # alpha_i = rho_i <s_i, q>;  q -= alpha_i y_i
+            s_i, y_i, rho_i = pair(i)
+            alpha = rho_i * _vdot(s_i, q)
+            return _axpy(-alpha, y_i, q), alpha
+
+        def oldest_first(r, i_alpha):  # beta = rho_i <y_i, r>;  r += (alpha_i - beta) s_i
+            i, alpha = i_alpha
+            s_i, y_i, rho_i = pair(i)
+            beta = rho_i * _vdot(y_i, r)
+            return _axpy(alpha - beta, s_i, r), beta
+
+        q, alphas = jax.lax.scan(newest_first, grads, oldest_to_newest, reverse=True)
+        yy = _sqnorm(y)
+        gamma = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.sqrt(_sqnorm(grads))),
+                          jnp.where(yy > 0, sy / jnp.where(yy > 0, yy, 1.0), 1.0))
+        r = jax.tree.map(lambda v: (gamma * v).astype(v.dtype), q)
+        r, _ = jax.lax.scan(oldest_first, r, (oldest_to_newest, alphas))
+
+        lr = value_at(learning_rate, state.count)
+        d = jax.tree.map(lambda v: (-lr * v).astype(v.dtype), r)
+        eta = state.eta if fun is None else line_search(params, d, grads, state.eta)
+        updates = d if fun is None else jax.tree.map(lambda v: (eta * v).astype(v.dtype), d)
+        return updates, LbfgsState(count=step_count(state.count), x_prev=params, g_prev=grads, S=S, Y=Y,
+                                   rho=rho, eta=eta)
+
+    return Optimizer(init, update)
