@@ -82,18 +82,21 @@ def test_round_trip_into_target_is_exact(tmp_path):
     np.testing.assert_array_equal(again[0].W, state["params"][0].W)
 
 
-def test_restore_without_target_gives_dicts_and_lists(tmp_path):
+def test_restore_without_target_gives_the_saved_containers(tmp_path):
+    """Integrity issue, item 3: without a target, NamedTuples come back as their class and tuples as tuples (the
+    types apply accepts); before, params came back as dicts and apply failed inside ('str' has no 'shape')."""
     state = _run_state()
     ckpt.save(tmp_path, 3, state)
     back = ckpt.restore(tmp_path)
-    assert set(back["params"][0]) == {"W", "b"} and back["params"][1] == []
-    np.testing.assert_array_equal(back["params"][0]["W"], np.asarray(state["params"][0].W))
-    assert back["params"][2]["b"].dtype == jnp.bfloat16
+    assert type(back["params"][0]) is DenseParams and back["params"][1] == () and type(back["params"]) is tuple
+    np.testing.assert_array_equal(back["params"][0].W, np.asarray(state["params"][0].W))
+    assert back["params"][2].b.dtype == jnp.bfloat16
     assert back["history"] == {"loss": [0.5, 0.25], "val_acc": [0.75, 0.875]}
     assert back["step"] == 17 and back["lr"] == 0.1 and back["done"] is False and back["name"] == "mlp"
     assert back["nothing"] is None and back["scalar"] == np.float32(2.5) and back["empty"].shape == (0, 3)
-    adam = back["opt_state"][0]                    # (ScaleByAdamState, EmptyState) -> [dict, dict]
-    assert set(adam) == {"count", "mu", "nu"} and back["opt_state"][1] == {}
+    adam = back["opt_state"][0]                    # (ScaleByAdamState, EmptyState), as saved
+    assert type(adam).__name__ == "ScaleByAdamState" and adam._fields == ("count", "mu", "nu")
+    assert type(back["opt_state"][1]).__name__ == "EmptyState"
     _assert_same_leaf(back["key"], state["key"])
     _assert_same_leaf(back["keys"], state["keys"])
     assert isinstance(back["counts"], np.ndarray) and back["counts"].dtype == np.int32
@@ -103,10 +106,13 @@ def test_file_layout_parsed_by_hand(tmp_path):
     tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": 4}
     raw = open_bytes(ckpt.save(tmp_path, 0, tree))
     assert raw.startswith(b"fnn-checkpoint\n")
-    (L,) = struct.unpack(">I", raw[15:19])
-    header = msgpack.unpackb(raw[19:19 + L])
-    payload = raw[19 + L:]
-    assert header["magic"] == "fnn-checkpoint" and header["version"] == 1 and header["step"] == 0
+    (word,) = struct.unpack(">I", raw[15:19])
+    assert word & 0x80000000                              # format 2: the whole-file SHA-256 follows
+    L = word & 0x7FFFFFFF
+    assert raw[19:51] == hashlib.sha256(raw[15:19] + raw[51:]).digest()
+    header = msgpack.unpackb(raw[51:51 + L])
+    payload = raw[51 + L:]
+    assert header["magic"] == "fnn-checkpoint" and header["version"] == 2 and header["step"] == 0
     assert header["treedef"] == str(jax.tree_util.tree_structure(tree))
     assert header["payload_sha256"] == hashlib.sha256(payload).hexdigest()
     leaf_n, leaf_w = header["leaves"]                     # dict keys in sorted order, like jax
@@ -183,9 +189,9 @@ def test_unsupported_leaf_fails_before_touching_the_disk(tmp_path):
 def test_truncated_and_corrupt_files_are_named(tmp_path):
     path = ckpt.save(tmp_path, 9, {"w": np.arange(100, dtype=np.float32), "s": 1})
     raw = open_bytes(path)
-    (L,) = struct.unpack(">I", raw[15:19])
+    L = struct.unpack(">I", raw[15:19])[0] & 0x7FFFFFFF    # header length (format 2: header at byte 51)
     for cut, message in ((len(raw) - 10, r"is truncated: expected \d+ bytes, found \d+"),
-                         (19 + L // 2, "truncated: its header needs"),
+                         (51 + L // 2, "truncated: its header needs"),
                          (17, "truncated inside its header"),
                          (5, "truncated .*not even the magic")):
         with open(path, "wb") as f:
@@ -226,3 +232,67 @@ def test_structure_and_dtype_mismatches_print_both_sides(tmp_path):
         ckpt.restore(path, (DenseParams(jnp.ones((4, 3)), jnp.zeros(5)),))
     with pytest.raises(ValueError, match=r"step=2 only applies to a directory"):
         ckpt.restore(path, step=2)
+
+
+# ----------------------------------------------------------------------------- integrity: every byte is checked
+def test_every_single_bit_flip_is_caught_by_name(tmp_path):
+    """Integrity issue, item 3: a flipped bit anywhere after the magic (length, checksum, header, payload) raises
+    a CorruptCheckpointError naming the file; it never restores other values (format 1 missed header flips)."""
+    tree = {"epoch": 3, "w": np.arange(4, dtype=np.float32), "t": (np.int32(1), [np.float32(2.0)])}
+    path = ckpt.save(tmp_path, 3, tree)
+    raw = open_bytes(path)
+    for i in range(len(ckpt.MAGIC), len(raw)):
+        for bit in (i % 8, (i * 5 + 3) % 8):                # two of the eight bits of every byte
+            flipped = bytearray(raw)
+            flipped[i] ^= 1 << bit
+            with open(path, "wb") as f:
+                f.write(bytes(flipped))
+            with pytest.raises(ckpt.CorruptCheckpointError, match=r"ckpt_00000003\.msgpack"):
+                ckpt.restore(path)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
+    for step in (1, 2, 3):
+        ckpt.save(tmp_path, step, {"step": step, "w": np.full(3, step, np.float32)}, keep=None)
+    newest = ckpt.checkpoint_path(tmp_path, 3)
+    raw = bytearray(open_bytes(newest))
+    raw[40] ^= 0x10                                        # a flip inside the checksum/header region
+    with open(newest, "wb") as f:
+        f.write(bytes(raw))
+    with pytest.warns(ckpt.CheckpointWarning, match=r"ckpt_00000003\.msgpack.* restoring step 2 instead"):
+        back = ckpt.restore(tmp_path)
+    assert back["step"] == 2 and back["w"].tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(ckpt.CorruptCheckpointError, match=r"ckpt_00000003"):
+        ckpt.restore(tmp_path, step=3)                     # an explicit step never falls back
+    for step in (1, 2):                                    # all damaged: the newest's error
+        p = ckpt.checkpoint_path(tmp_path, step)
+        with open(p, "wb") as f:
+            f.write(open_bytes(p)[:30])
+    with pytest.warns(ckpt.CheckpointWarning), pytest.raises(ckpt.CorruptCheckpointError, match="ckpt_00000003"):
+        ckpt.restore(tmp_path)
+
+
+def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
+    stale = tmp_path / ".ckpt_00000005.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    ckpt.save(tmp_path, 6, {"x": np.zeros(2, np.float32)})
+    assert sorted(os.listdir(tmp_path)) == ["ckpt_00000006.msgpack"]
+
+
+def test_restored_params_without_a_target_run_through_apply(tmp_path):
+    from fnn import layers
+    model = layers.serial(layers.Dense(3), layers.Relu, layers.Dense(2))
+    _, params = model.init(jax.random.key(0), (-1, 4))
+    ckpt.save(tmp_path, 1, {"params": params})
+    back = ckpt.restore(tmp_path)["params"]
+    x = jnp.ones((5, 4))
+    np.testing.assert_array_equal(model.apply(back, x), model.apply(params, x))
+
+
+def test_a_corrupt_history_file_is_named(tmp_path):
+    from fnn.train.callbacks import History
+    path = tmp_path / "history.json"
+    History([{"epoch": 1, "loss": 0.5}]).save(path)
+    path.write_text(path.read_text()[:-7])
+    with pytest.raises(ValueError, match=r"History.load: .*history.json' is corrupt .* delete it"):
+        History.load(path)

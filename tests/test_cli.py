@@ -100,9 +100,9 @@ def test_compare_and_gradcheck_are_dispatched_lazily(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "fnn.cli.compare", fake)
     assert cli.main(["compare", "--problem", "xor", "-h"]) == 7
     assert seen == [["--problem", "xor", "-h"]]
-    monkeypatch.setitem(sys.modules, "fnn.debug.gradcheck", None)   # the module is missing
+    monkeypatch.setitem(sys.modules, "fnn.cli.gradcheck", None)   # the module is missing
     assert cli.main(["gradcheck", "x"]) == 2
-    assert "has no fnn.debug.gradcheck module" in capsys.readouterr().err
+    assert "has no fnn.cli.gradcheck module" in capsys.readouterr().err
 
 
 def test_no_command_prints_help(capsys):

@@ -6,6 +6,7 @@ import pytest
 
 import fnn.layers as core
 from fnn.debug import gradcheck as gc
+from fnn.cli import gradcheck as gc_cli
 from fnn.layers import Layer
 
 
@@ -160,8 +161,87 @@ def test_errors_say_what_to_fix(key):
 
 
 def test_cli(capsys):
-    assert gc.main(["--model", "buggy", "--coords", "4"]) == 1
+    assert gc_cli.main(["--model", "buggy", "--coords", "4"]) == 1
     out = capsys.readouterr().out
     assert "[0].W" in out and "wrong" in out and "[2].W" in out
     with pytest.raises(SystemExit):
-        gc.main(["--model", "nope"])
+        gc_cli.main(["--model", "nope"])
+
+
+# ------------------------------------------------------------------ the verdict does not depend on the loss scale
+def _tanh_net(bug: bool):
+    """f(W1, W2) = sum(tanh(X W1) W2); with bug=True tanh's custom gradient forgets the (1 - tanh^2) factor."""
+    @jax.custom_vjp
+    def act(z):
+        return jnp.tanh(z)
+
+    act.defvjp(lambda z: (jnp.tanh(z), z),
+               lambda z, ct: (ct if bug else ct * (1 - jnp.tanh(z) ** 2),))
+    X = jax.random.normal(jax.random.key(7), (6, 4))
+
+    def f(p, scale):
+        return scale * jnp.sum(act(X.astype(p[0].dtype) @ p[0]) @ p[1])
+
+    return f
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, "float64"])
+@pytest.mark.parametrize("scale", [1.0, 1e-6, 1e-12])
+def test_a_planted_bug_is_wrong_and_a_correct_gradient_good_at_every_loss_scale(dtype, scale):
+    with jax.enable_x64(dtype == "float64"):
+        dt = jnp.float64 if dtype == "float64" else jnp.float32
+        params = (jax.random.normal(jax.random.key(1), (4, 5), dt), jax.random.normal(jax.random.key(2), (5, 2), dt))
+        bad, good = _tanh_net(True), _tanh_net(False)
+        rep_bad = gc.check_grads(lambda p: bad(p, scale), params, coords=6)
+        rep_good = gc.check_grads(lambda p: good(p, scale), params, coords=6)
+    assert rep_bad.verdict == "wrong" and "[0]" in rep_bad.wrong_leaves(), rep_bad.table()
+    assert rep_good.verdict == "good", rep_good.table()
+    # the relative errors themselves are scale-free (to rounding)
+    with jax.enable_x64(True):
+        ref = gc.check_grads(lambda p: bad(p, 1.0), jax.tree.map(lambda a: a.astype(jnp.float64), params), coords=6)
+    np.testing.assert_allclose(rep_bad.leaves[0].max_error, ref.leaves[0].max_error, rtol=1e-3)
+
+
+def test_a_gradient_tiny_relative_to_f_is_flagged_not_rated():
+    """f = 1 + 1e-12 * g: the differences of f cannot resolve g's gradient in float64; the checker says so."""
+    with pytest.warns(gc.GradCheckWarning, match=r"float precision limits the check; .* scale the loss"):
+        rep = gc.check_grads(lambda w: 1.0 + 1e-12 * jnp.sum(jnp.sin(w)), jnp.linspace(0.1, 1.0, 5))
+    assert len(rep.warnings) == 1
+
+
+def test_depth_growth_widens_the_thresholds_of_early_layers_only():
+    flat = jax.tree_util.tree_flatten_with_path((jnp.ones(2), jnp.ones(2), jnp.ones(2)))[0]
+    assert gc._depth_allowances(flat, 10.0) == [100.0, 10.0, 1.0]
+    assert gc._depth_allowances(flat, None) == [1.0, 1.0, 1.0]
+    assert gc.verdict(5e-2, False) == "wrong" and gc.verdict(5e-2, False, allowance=10.0) == "suspect"
+    with pytest.raises(ValueError, match=r"expected depth_growth >= 1 .* got 0.5"):
+        gc.check_grads(lambda w: jnp.sum(w ** 2), jnp.ones(2), depth_growth=0.5)
+
+
+def test_gradcheck_callback_checks_after_the_burn_in_and_stops_on_a_bug():
+    from fnn import losses
+    from fnn.train import fit
+
+    X = np.asarray(jax.random.normal(jax.random.key(0), (64, 4)), np.float32)
+    y = (X[:, 0] > 0).astype(np.int32)
+
+    @jax.custom_vjp
+    def bad_tanh(z):
+        return jnp.tanh(z)
+
+    bad_tanh.defvjp(lambda z: (jnp.tanh(z), z), lambda z, ct: (ct,))   # forgets 1 - tanh^2
+    for act, expect_ok in ((core.Tanh, True), (core.elementwise(bad_tanh), False)):
+        model = core.serial(core.Dense(8), act, core.Dense(2))
+        _, params = model.init(jax.random.key(1), (-1, 4))
+        loss = losses.softmax_cross_entropy_with_integer_labels
+        cb = gc.GradCheck(model.apply, loss, X[:16], y[:16], at_epochs=(2,), coords=5)
+        import warnings as _w
+        with _w.catch_warnings():
+            _w.simplefilter("ignore", gc.GradCheckWarning)
+            _, _, history = fit(model.apply, params, __import__("fnn").optimizers.sgd(0.5), loss, X, y, epochs=4,
+                                batch_size=16, key=jax.random.key(2), callbacks=[cb], progress=False)
+        assert [e for e, _ in cb.reports] == [2]
+        assert cb.reports[0][1].ok is expect_ok, cb.reports[0][1].table()
+        assert len(history) == (4 if expect_ok else 2)   # the bug stops training after epoch 2
+    with pytest.raises(ValueError, match=r"GradCheck: expected at_epochs to be positive epoch numbers"):
+        gc.GradCheck(model.apply, loss, X, y, at_epochs=(0,))

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fnn import losses
 from fnn import optimizers as fo
 
 __all__ = ["compare", "race", "main", "TWINS", "RACE"]
@@ -40,7 +41,7 @@ TWINS = {
     "adadelta": (lambda lr: fo.adadelta(lr, rho=0.95), lambda lr: optax.adadelta(lr, rho=0.95), 1.0),
     "adam": (fo.adam, optax.adam, 3e-3),
     "adamw": (lambda lr: fo.adamw(lr, weight_decay=1e-2),
-              lambda lr: optax.adamw(lr, weight_decay=1e-2, mask=fo.skip_biases), 3e-3),
+              lambda lr: optax.adamw(lr, weight_decay=1e-2, mask=losses.weight_mask), 3e-3),
     "adamax": (fo.adamax, optax.adamax, 3e-3),
     "nadam": (fo.nadam, optax.nadam, 3e-3),
     "lbfgs": (fo.lbfgs, lambda lr: optax.lbfgs(lr, linesearch=None), 0.2),

@@ -3,14 +3,26 @@
 For a scalar objective ``f(params)`` and every checked coordinate ``x_j`` of every parameter leaf::
 
     n_j = (f(x + h e_j) - f(x - h e_j)) / (2 h)                  # numerical (centered) derivative
-    err_j = |a_j - n_j| / max(|a_j|, |n_j|, floor)               # relative error (0 when both are 0)
+    err_j = |a_j - n_j| / max(|a_j|, |n_j|, floor_j)             # relative error (0 when both are 0)
 
 where ``a`` is the analytic gradient (``jax.grad(f)`` or any ``grad_fn`` you supply: a hand-written backward pass,
 a ``custom_vjp``). Everything is evaluated in float64 whatever the model's dtype: the params are cast and ``f`` is
-traced under ``jax.enable_x64(True)``. ``floor`` is the magnitude below which a float64 finite difference cannot
-reach the "good" threshold: ``floor = eps64 * max(|f(x)|, 1) / h / 1e-7`` (rounding noise of one difference,
-``eps64 |f| / h``, divided by the good threshold). Departure from the textbook formula, which divides by
-``max(|a|, |n|)`` alone: without the floor a correct gradient whose entry is ~1e-9 reads as an error of order 1.
+traced under ``jax.enable_x64(True)``. ``floor_j`` is the magnitude below which this coordinate's finite difference
+cannot reach the "good" threshold: ``floor_j = eps64 * max(|f(x)|, |f(x + h e_j)|, |f(x - h e_j)|) / h / 1e-7``
+(the rounding noise of one difference, ``eps64 |f| / h``, divided by the good threshold). The floor scales with
+``f``, so multiplying the loss by any constant leaves every error, and so every verdict, unchanged: a wrong gradient
+reads "wrong" at loss scale 1 and at 1e-12 alike. Departure from the textbook formula, which divides by
+``max(|a|, |n|)`` alone: without the floor a correct gradient entry that is pure rounding noise (a dead unit's 0
+against a difference of 1e-11) reads as an error of order 1. When even the largest gradient entry is within
+1e3 times that noise, the differences cannot resolve the gradient and a :class:`GradCheckWarning` says so: the
+gradient is too small *relative to f* (saturated units, or a large constant added to the loss); stay in the active
+range or scale the loss.
+
+Depth. Errors compound through layers (CS231n: "the deeper the network, the higher the relative errors"):
+``depth_growth=g`` multiplies a leaf's thresholds by ``g ** (n - 1 - i)`` for the leaves of entry ``i`` of an
+``n``-entry params tuple (``serial``'s params): the first layer's gradient, which passes through the most layers,
+gets the largest allowance. Burn-in: a check at initialization can pass while a bug shows only once units leave
+their initial regime; :class:`GradCheck` is a ``fit`` callback that runs the check after a few epochs.
 
 Verdicts per leaf (thresholds of the CS231n notes on gradient checking):
 
@@ -37,19 +49,20 @@ Reference: Karpathy et al., CS231n notes "Neural Networks Part 3: Learning and E
 """
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend import core as jcore
+
+from fnn.debug.kinks import instrument, is_float
+from fnn.train import Callback
 
 __all__ = [
     "GOOD", "ACCEPTABLE", "WRONG", "LeafReport", "GradCheckReport", "GradCheckWarning", "check_grads",
-    "check_layer", "instrument", "verdict", "main",
+    "check_layer", "instrument", "verdict", "GradCheck",
 ]
 
 GOOD, ACCEPTABLE, WRONG = 1e-7, 1e-4, 1e-2
@@ -113,130 +126,28 @@ class GradCheckReport(NamedTuple):
         return self.table()
 
 
-def verdict(max_error: float, has_kinks: bool) -> str:
+def verdict(max_error: float, has_kinks: bool, allowance: float = 1.0) -> str:
     """The verdict for a relative error: good < 1e-7 <= acceptable (kinks only) < 1e-4 <= suspect <= 1e-2 < wrong.
 
     Args:
       max_error: the largest relative error of a leaf.
       has_kinks: whether the function has kinks, which make errors up to 1e-4 acceptable.
+      allowance: a factor >= 1 on the three thresholds (deep networks: see ``depth_growth`` in check_grads).
 
     Returns:
       ``"good"``, ``"acceptable"``, ``"suspect"`` or ``"wrong"``.
+
+    Example:
+      >>> verdict(3e-8, False), verdict(3e-5, True), verdict(3e-5, False), verdict(0.5, True)
+      ('good', 'acceptable', 'suspect', 'wrong')
     """
-    if not math.isfinite(max_error) or max_error > WRONG:
+    if not math.isfinite(max_error) or max_error > WRONG * allowance:
         return "wrong"
-    if max_error < GOOD:
+    if max_error < GOOD * allowance:
         return "good"
-    if max_error < ACCEPTABLE and has_kinks:
+    if max_error < ACCEPTABLE * allowance and has_kinks:
         return "acceptable"
     return "suspect"
-
-
-# ----------------------------------------------------------------------------------- kink-recording interpreter
-_COMPARISONS = {"gt", "ge", "lt", "le", "eq", "ne"}
-_CALLS = {"jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr",
-          "remat", "checkpoint", "custom_lin"}
-
-
-def _is_float(x) -> bool:
-    return jnp.issubdtype(jnp.result_type(x), jnp.floating)
-
-
-def _record(name: str, invals, outvals, params, rec: list):
-    """Append the boolean 'which side won' pattern of one kink-making primitive to ``rec``."""
-    if not invals or not _is_float(invals[0]):
-        return
-    if name in ("max", "min"):
-        a, b = jnp.broadcast_arrays(*invals)
-        rec.append(jnp.ravel(a > b))
-    elif name in _COMPARISONS:
-        rec.append(jnp.ravel(outvals[0]))
-    elif name in ("abs", "sign"):
-        rec.append(jnp.ravel(invals[0] > 0))
-        rec.append(jnp.ravel(invals[0] < 0))
-    elif name == "clamp":  # clamp(lo, x, hi)
-        lo, x, hi = jnp.broadcast_arrays(*invals)
-        rec.append(jnp.ravel(x < lo))
-        rec.append(jnp.ravel(x > hi))
-    elif name in ("reduce_max", "reduce_min", "argmax", "argmin"):
-        axes = params.get("axes", ())
-        x = invals[0]
-        if name.startswith("reduce"):
-            winner = outvals[0]
-        else:
-            winner = (jnp.max if name == "argmax" else jnp.min)(x, axis=tuple(axes))
-        rec.append(jnp.ravel(x == jnp.expand_dims(winner, tuple(axes))))
-
-
-def _live(jaxpr, live_out) -> set:
-    """Variables through which the live outputs depend on the inputs, not counting paths cut by stop_gradient."""
-    live = {v for v, keep in zip(jaxpr.outvars, live_out) if keep and not isinstance(v, jcore.Literal)}
-    for eqn in reversed(jaxpr.eqns):
-        if eqn.primitive.name != "stop_gradient" and any(v in live for v in eqn.outvars):
-            live.update(v for v in eqn.invars if not isinstance(v, jcore.Literal))
-    return live
-
-
-def _eval_recording(jaxpr, consts, args, rec: list, live_out=None):
-    env = {}
-    live = _live(jaxpr, [True] * len(jaxpr.outvars) if live_out is None else live_out)
-
-    def read(v):
-        return v.val if isinstance(v, jcore.Literal) else env[v]
-
-    for v, x in zip(jaxpr.constvars, consts):
-        env[v] = x
-    for v, x in zip(jaxpr.invars, args):
-        env[v] = x
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        name = eqn.primitive.name
-        sub = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
-        if name in _CALLS and sub is not None:
-            closed = sub if isinstance(sub, jcore.ClosedJaxpr) else jcore.ClosedJaxpr(sub, ())
-            if len(closed.jaxpr.invars) == len(invals):
-                outvals = _eval_recording(closed.jaxpr, closed.consts, invals, rec,
-                                          [v in live for v in eqn.outvars])
-                for v, x in zip(eqn.outvars, outvals):
-                    env[v] = x
-                continue
-        out = eqn.primitive.bind(*invals, **eqn.params)
-        outvals = out if eqn.primitive.multiple_results else [out]
-        if any(v in live for v in eqn.outvars):  # a kink only matters where it reaches the output
-            _record(name, invals, outvals, eqn.params, rec)
-        for v, x in zip(eqn.outvars, outvals):
-            env[v] = x
-    return [read(v) for v in jaxpr.outvars]
-
-
-def instrument(f: Callable, example_params) -> Callable:
-    """Wrap ``f`` so that it also returns its kink pattern: ``g(params) -> (f(params), pattern)``.
-
-    ``pattern`` is a boolean vector with one entry per comparison outcome of every ``max``/``min``/``abs``/
-    ``sign``/``clamp``/comparison/``reduce_max``/``argmax`` on floating values met while evaluating ``f`` (ReLU is
-    ``max(x, 0)``). Two points whose patterns differ lie on different sides of a kink.
-
-    Args:
-      f: scalar function of a pytree of arrays (traceable by JAX).
-      example_params: a pytree with the shapes and dtypes ``g`` will be called with.
-
-    Returns:
-      ``g``, a traceable function of the same pytree.
-    """
-    closed = jax.make_jaxpr(f)(example_params)
-    treedef = jax.tree_util.tree_structure(example_params)
-
-    def g(params):
-        leaves = jax.tree_util.tree_leaves(params)
-        if jax.tree_util.tree_structure(params) != treedef:
-            raise ValueError(f"instrument: expected params with structure {treedef}, got "
-                             f"{jax.tree_util.tree_structure(params)}")
-        rec: list = []
-        outs = _eval_recording(closed.jaxpr, closed.consts, leaves, rec)
-        pattern = jnp.concatenate(rec) if rec else jnp.zeros((0,), bool)
-        return outs[0], pattern
-
-    return g
 
 
 # ------------------------------------------------------------------------------------------------ the checker
@@ -246,15 +157,15 @@ def _path_str(path) -> str:
 
 
 def _to_f64(tree):
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64) if _is_float(x) else jnp.asarray(x), tree)
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64) if is_float(x) else jnp.asarray(x), tree)
 
 
 def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: float = 1e-5, coords: int | None = 30,
                 key=None, penalty: Callable | None = None, dominance: float = 1.0,
-                floor: float | None = None) -> GradCheckReport:
+                floor: float | None = None, depth_growth: float | None = None) -> GradCheckReport:
     """Check the gradient of a scalar ``f(params)`` against centered differences, per leaf, in float64.
 
-    n_j = (F(x + h e_j) - F(x - h e_j)) / (2 h),  err_j = |a_j - n_j| / max(|a_j|, |n_j|, floor),
+    n_j = (F(x + h e_j) - F(x - h e_j)) / (2 h),  err_j = |a_j - n_j| / max(|a_j|, |n_j|, floor_j),
     with ``F = f + penalty`` and ``a = grad_fn(x)`` (default ``jax.grad(F)``).
 
     Args:
@@ -267,7 +178,10 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
       penalty: optional regularization term ``params -> scalar`` added to ``f``; a warning is issued when the norm
         of its gradient exceeds ``dominance`` times that of ``f``'s (the data loss is then barely checked).
       dominance: the ratio that triggers the warning.
-      floor: the denominator floor of the relative error (default: see the module docstring).
+      floor: a fixed denominator floor of the relative error (default: per coordinate, scaled with ``f``, see the
+        module docstring); ``0.0`` gives the textbook formula.
+      depth_growth: ``g >= 1``: the thresholds of the leaves of params entry ``i`` (of ``n``) are multiplied by
+        ``g ** (n - 1 - i)``, an allowance that grows with the depth a gradient travels (default: none).
 
     Returns:
       A :class:`GradCheckReport`: one :class:`LeafReport` per floating leaf (path, max/mean error, kinks, verdict);
@@ -284,6 +198,9 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
         raise ValueError(f"check_grads: expected a positive step h, got {h!r}")
     if coords is not None and not (isinstance(coords, int) and coords >= 1):
         raise ValueError(f"check_grads: expected coords to be a positive int or None (all), got {coords!r}")
+    if depth_growth is not None and not (isinstance(depth_growth, (int, float)) and depth_growth >= 1):
+        raise ValueError(f"check_grads: expected depth_growth >= 1 (a factor per layer) or None, got "
+                         f"{depth_growth!r}")
     key = jax.random.key(0) if key is None else key
     msgs = []
     with jax.enable_x64(True):
@@ -306,13 +223,13 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
             """(F(x + step e) - F(x - step e)) / (2 step), whether the kink patterns differ, F(x + step e); e is
             coordinate fi of leaf li (li = -1: no leaf, which gives F(x))."""
             def shifted(d):
-                new = [jnp.where(li == i, x.ravel().at[fi].add(d), x.ravel()).reshape(x.shape) if _is_float(x) else x
+                new = [jnp.where(li == i, x.ravel().at[fi].add(d), x.ravel()).reshape(x.shape) if is_float(x) else x
                        for i, x in enumerate(leaves)]
                 return g(jax.tree_util.tree_unflatten(treedef, new))
             (fp, fm), (pp, pm) = jax.vmap(shifted)(jnp.stack([step, -step]))  # f traced once, for both signs
-            return (fp - fm) / (2 * step), jnp.any(pp != pm), fp
+            return (fp - fm) / (2 * step), jnp.any(pp != pm), fp, jnp.maximum(jnp.abs(fp), jnp.abs(fm))
 
-        _, _, value = probe(leaves, -1, 0, jnp.float64(1.0))
+        _, _, value, _ = probe(leaves, -1, 0, jnp.float64(1.0))
         has_kinks = jax.eval_shape(g, p64)[1].shape[0] > 0
         # A second, independent trace of f: differs when f draws fresh randomness per call (dropout in train mode
         # with a new key, NumPy random numbers), which makes finite differences meaningless.
@@ -329,15 +246,16 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
                              f"{jax.tree_util.tree_structure(grads)}, expected {jax.tree_util.tree_structure(p64)}")
         if penalty is not None:
             msgs += _dominance(f, penalty, p64, dominance)
-        floor = _EPS64 * max(abs(float(value)), 1.0) / h / GOOD if floor is None else floor
+        allowances = _depth_allowances(flat, depth_growth)
 
         gleaves = jax.tree_util.tree_leaves(grads)
+        msgs += _precision_limited(gleaves, float(value), h)
 
         # The subset is drawn by NumPy from a seed taken from `key` (jax.random.choice compiles once per leaf size).
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
         reports = []
         for li, ((path, x), a) in enumerate(zip(flat, gleaves)):
-            if not _is_float(x):
+            if not is_float(x):
                 continue
             if a.shape != x.shape:
                 raise ValueError(f"check_grads: grad_fn returned shape {a.shape} for leaf {_path_str(path)}, "
@@ -348,14 +266,16 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
             errs, kinks, worst = [], 0, (-1.0, 0, 0.0, 0.0)
             for fi in idx:
                 for step in (h, h / 10, h / 100):
-                    num, crossed, _ = probe(leaves, li, int(fi), jnp.float64(step))
+                    num, crossed, _, fscale = probe(leaves, li, int(fi), jnp.float64(step))
                     if not bool(crossed):
                         break
                 if bool(crossed):
                     kinks += 1
                     continue
                 an, nu = a_flat[fi], float(num)
-                denom = max(abs(an), abs(nu), floor)
+                noise = _EPS64 * max(abs(float(value)), float(fscale)) / step   # rounding noise of this difference
+                floor_j = noise / GOOD if floor is None else floor
+                denom = max(abs(an), abs(nu), floor_j)
                 e = abs(an - nu) / denom if denom > 0 else 0.0
                 e = e if math.isfinite(nu) else math.inf
                 errs.append(e)
@@ -363,7 +283,8 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
                     worst = (e, int(fi), an, nu)
             mx = max(errs, default=0.0)
             reports.append(LeafReport(_path_str(path), tuple(x.shape), len(errs), int(x.size), mx,
-                                      float(np.mean(errs)) if errs else 0.0, kinks, verdict(mx, has_kinks),
+                                      float(np.mean(errs)) if errs else 0.0, kinks,
+                                      verdict(mx, has_kinks, allowances[li]),
                                       tuple(int(i) for i in np.unravel_index(worst[1], x.shape)) if x.ndim else (),
                                       (worst[2], worst[3])))
     for m in msgs:
@@ -371,8 +292,38 @@ def check_grads(f: Callable, params, *, grad_fn: Callable | None = None, h: floa
     return GradCheckReport(tuple(reports), bool(has_kinks), float(h), float(value), tuple(msgs))
 
 
+def _precision_limited(gleaves, value: float, h: float) -> list[str]:
+    """A warning when the whole gradient is within 1e3 x the rounding noise of a difference of f (< 3 digits)."""
+    noise = _EPS64 * abs(value) / h
+    top = max((float(jnp.max(jnp.abs(a))) for a in gleaves if is_float(a) and a.size), default=0.0)
+    if 0 < top < 1e3 * noise:
+        return [f"the largest gradient entry ({top:.2e}) is within 1e3 x the rounding noise of a finite difference of "
+                f"f (eps64 |f| / h = {noise:.1e}, |f| = {abs(value):.3g}): float precision limits the check; keep "
+                f"units in their active range (not saturated) and scale the loss (or remove a constant added to "
+                f"it) so the gradient is not tiny relative to f"]
+    return []
+
+
+def _depth_allowances(flat, depth_growth) -> list[float]:
+    """Per leaf: ``depth_growth ** (n - 1 - i)`` for the leaves under entry ``i`` of an ``n``-entry params tuple."""
+    if depth_growth is None:
+        return [1.0] * len(flat)
+    out = []
+    for path, _ in flat:
+        first = path[0] if path else None
+        index = getattr(first, "idx", None)
+        n = _top_level_entries(flat)
+        out.append(float(depth_growth) ** (n - 1 - index) if index is not None and n else 1.0)
+    return out
+
+
+def _top_level_entries(flat) -> int:
+    indices = [getattr(path[0], "idx", None) for path, _ in flat if path]
+    return max(indices) + 1 if indices and None not in indices else 0
+
+
 def _norm(tree) -> float:
-    return float(jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree) if _is_float(x))))
+    return float(jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree) if is_float(x))))
 
 
 def _dominance(f, penalty, p64, dominance) -> list[str]:
@@ -424,67 +375,55 @@ def check_layer(layer, params, inputs, *, key=None, state=None, train: bool = Fa
         return check_grads(F, tree, **check_kwargs)
 
 
-# ---------------------------------------------------------------------------------------- the fnn gradcheck CLI
-def _builtin(name: str, key):
-    """A built-in (model, params, inputs, labels) for ``fnn gradcheck``."""
-    from fnn import layers as core
+class GradCheck(Callback):
+    """A ``fit`` callback: check the training loss's gradient after a burn-in, at the end of chosen epochs.
 
-    x = jax.random.normal(jax.random.fold_in(key, 1), (16, 8))
-    y = jax.random.randint(jax.random.fold_in(key, 2), (16,), 0, 4)
-    if name == "tanh":
-        model = core.mlp([16, 16, 4], core.Tanh)
-    elif name == "relu":
-        model = core.mlp([16, 16, 4], core.Relu)
-    elif name == "buggy":
-        model = core.serial(core.Dense(16), _buggy_tanh_layer(), core.Dense(4))
-    else:
-        raise ValueError(f"fnn gradcheck: unknown model {name!r}; choose one of tanh, relu, buggy")
-    _, params = model.init(jax.random.fold_in(key, 3), x.shape)
-    return model, params, x, y
+    A check at initialization can pass while a bug shows only once units leave their initial regime (a wrong
+    derivative of a saturating unit is invisible where the unit is linear). At the end of each epoch in
+    ``at_epochs`` the callback runs :func:`check_grads` on ``F(params) = loss(apply(params, X, train=False), y)``
+    (eval mode: dropout off, BatchNorm's running averages), keeps the report in ``reports`` as ``(epoch, report)``,
+    and when the verdict is not good or acceptable issues a
+    :class:`GradCheckWarning` and, with ``stop=True``, stops training.
 
-
-def _buggy_tanh_layer():
-    """tanh with a planted bug in its custom gradient: it forgets the square, 1 - tanh(x) instead of 1 - tanh^2."""
-    from fnn.layers.base import Layer
-
-    @jax.custom_vjp
-    def bad_tanh(x):
-        return jnp.tanh(x)
-
-    bad_tanh.defvjp(lambda x: (jnp.tanh(x), x), lambda x, ct: (ct * (1 - jnp.tanh(x)),))
-    return Layer(lambda key, s: (s, ()), lambda p, x, **kw: bad_tanh(x))
-
-
-def _xent(logits, y):
-    from fnn.activations import log_softmax
-    return -jnp.mean(jnp.take_along_axis(log_softmax(logits), y[:, None], axis=1))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``fnn gradcheck``: check a built-in model's gradients and print the per-leaf table.
-
-    Returns 0 when every leaf is good or acceptable, 1 otherwise (``--model buggy`` has a planted bug and fails).
+    Args:
+      apply: the model's apply function.
+      loss: ``loss(outputs, y) -> scalar``.
+      X, y: a small batch to check on (a few dozen examples keeps the check to seconds).
+      at_epochs: the epochs (1-based, as in the history) after which to check.
+      stop: stop training when the check fails.
+      **check_kwargs: passed to :func:`check_grads` (``coords``, ``h``, ``depth_growth``, ...).
     """
-    ap = argparse.ArgumentParser(prog="fnn gradcheck", description="Check a built-in model's gradients against "
-                                 "centered finite differences in float64 (per-leaf relative errors and verdicts).")
-    ap.add_argument("--model", default="tanh", choices=("tanh", "relu", "buggy"),
-                    help="tanh: smooth 8-16-16-4 MLP; relu: the same with ReLU (kinks); buggy: a custom_vjp tanh "
-                         "with a wrong gradient (must fail)")
-    ap.add_argument("--coords", type=int, default=30, help="coordinates checked per leaf (random subset)")
-    ap.add_argument("--h", type=float, default=1e-5, help="finite-difference step")
-    ap.add_argument("--l2", type=float, default=0.0, help="add an L2 penalty l2/2 * sum(W^2) to the loss")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    key = jax.random.key(args.seed)
-    model, params, x, y = _builtin(args.model, key)
-    penalty = None
-    if args.l2 > 0:
-        def penalty(p):
-            return 0.5 * args.l2 * sum(jnp.sum(jnp.square(l.W)) for l in p if hasattr(l, "W"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GradCheckWarning)
-        rep = check_grads(lambda p: _xent(model.apply(p, x, train=False), y), params, coords=args.coords, h=args.h,
-                          key=jax.random.fold_in(key, 4), penalty=penalty)
-    print(f"fnn gradcheck: model {args.model}, softmax cross-entropy on 16 random examples")
-    print(rep.table())
-    return 0 if rep.ok else 1
+
+    def __init__(self, apply: Callable, loss: Callable, X, y, *, at_epochs=(1,), stop: bool = True,
+                 **check_kwargs):
+        epochs = tuple(at_epochs)
+        if not epochs or not all(isinstance(e, int) and e >= 1 for e in epochs):
+            raise ValueError(f"GradCheck: expected at_epochs to be positive epoch numbers like (1,) or (1, 5), got "
+                             f"{at_epochs!r}")
+        self.apply, self.loss, self.X, self.y = apply, loss, X, y
+        self.at_epochs, self.stop, self.check_kwargs = epochs, stop, dict(check_kwargs, coords=check_kwargs.get(
+            "coords", 10))
+        self.reports: list = []
+
+    def on_train_begin(self, history):
+        self.reports = []
+
+    def on_epoch_end(self, epoch, record, train_state):
+        epoch = record.get("epoch", epoch)
+        if epoch not in self.at_epochs:
+            return False
+        state = train_state.state
+
+        def f(p):
+            if state is None:
+                return self.loss(self.apply(p, self.X, train=False), self.y)
+            return self.loss(self.apply(p, self.X, train=False, state=state)[0], self.y)
+
+        report = check_grads(f, train_state.params, **self.check_kwargs)
+        self.reports.append((epoch, report))
+        if not report.ok:
+            warnings.warn(f"GradCheck: after epoch {epoch} the gradient check says {report.verdict} (wrong leaves: "
+                          f"{', '.join(report.wrong_leaves()) or 'none'}, max error {report.max_error:.2e})"
+                          + ("; training stopped" if self.stop else ""), GradCheckWarning, stacklevel=2)
+            return self.stop
+        return False

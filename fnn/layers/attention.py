@@ -193,6 +193,11 @@ def MultiHeadAttention(num_heads: int, head_dim: int | None = None, out_dim: int
         for x in (xq, xk, xv):
             if x.ndim != 3:
                 raise ValueError(f"{where}: expected inputs of rank 3 (batch, time, features), got shape {x.shape}")
+        for name, x, W in (("queries", xq, params[0]), ("keys", xk, params[1]), ("values", xv, params[2])):
+            if x.shape[-1] != W.shape[0]:
+                raise ValueError(f"{where}: expected {name} with {W.shape[0]} features (the width the layer was "
+                                 f"initialised for), got shape {x.shape}; re-initialise the layer with this input "
+                                 f"shape or project the inputs to {W.shape[0]} features")
         B, T_q, T_k = xq.shape[0], xq.shape[1], xk.shape[1]
         full = (B, T_q, T_k)
         m = jnp.ones((1, 1, 1), bool)

@@ -32,7 +32,7 @@ class ConvParams(NamedTuple):
     b: jax.Array  # bias, shaped to broadcast against the output (e.g. NHWC: (1, 1, 1, c_out))
 
 
-def _positive_ints(name: str, what: str, values, n: int | None = None) -> tuple[int, ...]:
+def positive_ints(name: str, what: str, values, n: int | None = None) -> tuple[int, ...]:
     try:
         values = tuple(values)
     except TypeError:
@@ -86,10 +86,10 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
                 W_init, b_init) -> Layer:
     if not (isinstance(out_chan, int) and out_chan >= 1):
         raise ValueError(f"{name}: expected a positive number of output channels, got out_chan={out_chan!r}")
-    filter_shape = _positive_ints(name, "filter_shape", filter_shape)
+    filter_shape = positive_ints(name, "filter_shape", filter_shape)
     n = len(filter_shape)
     lhs, rhs, out = _check_specs(name, dimension_numbers, n)
-    strides = _positive_ints(name, "strides", strides, n) if strides is not None else (1,) * n
+    strides = positive_ints(name, "strides", strides, n) if strides is not None else (1,) * n
     padding = check_padding(name, padding, n)
     W_init = W_init or ini.glorot_normal(rhs.index("I"), rhs.index("O"))
     shape_fn = lax.conv_transpose_shape_tuple if transpose else lax.conv_general_shape_tuple

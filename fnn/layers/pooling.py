@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fnn.layers.conv import _positive_ints, check_padding
+from fnn.layers.conv import positive_ints, check_padding
 from fnn.layers.base import Layer
 
 __all__ = ["MaxPool", "AvgPool", "SumPool", "GlobalAvgPool", "GlobalMaxPool"]
@@ -42,9 +42,9 @@ def _full(values: tuple[int, ...], axes: tuple[int, int]) -> tuple[int, ...]:
 def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula: str):
     def PoolingLayer(window_shape: Sequence[int], strides: Sequence[int] | None = None, padding="VALID",
                      spec: str | None = None) -> Layer:
-        window = _positive_ints(name, "window_shape", window_shape)
+        window = positive_ints(name, "window_shape", window_shape)
         n = len(window)
-        stride = _positive_ints(name, "strides", strides, n) if strides is not None else (1,) * n
+        stride = positive_ints(name, "strides", strides, n) if strides is not None else (1,) * n
         pad = check_padding(name, padding, n)
         axes = _non_spatial(name, spec, n + 2)
         full_window, full_strides = _full(window, axes), _full(stride, axes)

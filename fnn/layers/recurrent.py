@@ -15,7 +15,8 @@ A **recurrent layer** ``RNN(cell, return_sequences=True, reverse=False)`` obeys 
 then ``jax.grad`` of whatever loss uses it. Its ``apply`` takes inputs ``(batch, time, features)`` and optionally
 
     mask=    (batch, time), True where a step is real and False at padding, or
-    lengths= (batch,), the number of real steps of each sequence (padding at the end),
+    lengths= (batch,), the number of real steps of each sequence (padding at the end), integers in [0, time]
+    (checked when concrete; under ``jit`` they cannot be checked and are clipped to that range),
 
 at a masked step the carry passes through unchanged and the output is zero, so a padded sequence ends in the
 same state as the unpadded one. Inside ``serial`` the keyword reaches every layer, so a stack of RNNs
@@ -29,6 +30,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn import initializers as ini
 from fnn.layers.base import Layer
@@ -311,7 +313,18 @@ def _resolve_mask(where: str, mask, lengths, batch_time):
         if lengths.shape != batch_time[:1]:
             raise ValueError(f"{where}: expected lengths of shape (batch,) = {batch_time[:1]}, got shape "
                              f"{lengths.shape}")
-        return sequence_mask(lengths, batch_time[1])
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise TypeError(f"{where}: expected integer lengths, got dtype {lengths.dtype}; cast with "
+                            f"lengths.astype(int)")
+        try:   # concrete lengths are checked; traced ones (under jit) are clipped to [0, time]
+            concrete = np.asarray(lengths)
+        except jax.errors.TracerArrayConversionError:
+            concrete = None
+        if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > batch_time[1]):
+            raise ValueError(f"{where}: expected lengths in [0, {batch_time[1]}] (the number of real steps of each "
+                             f"sequence, at most the time axis), got values in [{concrete.min()}, "
+                             f"{concrete.max()}]; fix the lengths or pad the sequences to the longest one")
+        return sequence_mask(jnp.clip(lengths, 0, batch_time[1]), batch_time[1])
     if mask is not None:
         mask = jnp.asarray(mask)
         if mask.shape != tuple(batch_time):

@@ -52,7 +52,8 @@ def Embedding(vocab_size: int, features: int, table_init: Callable = ini.normal(
 
     Returns:
       ``Layer``; params ``EmbeddingParams(table)``. Shapes: x (...) integers, y (..., d).
-      Ids outside [0, V) raise a ValueError when the ids are concrete; under ``jit`` their rows come out NaN.
+      Ids outside [0, V) (negative ones included) raise a ValueError when the ids are concrete; under ``jit``
+      they cannot be checked and their rows come out NaN, so the loss turns NaN and ``fit`` stops with a message.
 
     Example:
       >>> out_shape, params = Embedding(1000, 32).init(key, (-1, 20))   # (-1, 20, 32)
@@ -78,7 +79,10 @@ def Embedding(vocab_size: int, features: int, table_init: Callable = ini.normal(
             if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
                 raise ValueError(f"Embedding: expected ids in [0, {vocab_size}), got values in "
                                  f"[{ids.min()}, {ids.max()}]; enlarge vocab_size or re-map the ids")
-        return jnp.take(table, inputs, axis=0, mode="fill", fill_value=jnp.nan)
+        # jnp.take(mode="fill") wraps negative ids like Python indexing (-1 -> the last row): test the range here
+        valid = (inputs >= 0) & (inputs < vocab_size)
+        rows = jnp.take(table, jnp.clip(inputs, 0, vocab_size - 1), axis=0)
+        return jnp.where(valid[..., None], rows, jnp.nan)
 
     return Layer(init, apply)
 

@@ -77,8 +77,12 @@ class History:
     def load(cls, path) -> "History":
         """Read a history written by ``save``."""
         with open(path) as f:
-            data = json.load(f)
-        if not isinstance(data, dict) or "records" not in data:
+            try:
+                data = json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"History.load: {os.fspath(path)!r} is corrupt ({e}); it was cut or damaged; delete "
+                                 f"it to start the history afresh, or restore it from a backup") from None
+        if not isinstance(data, dict) or "records" not in data or not isinstance(data["records"], list):
             raise ValueError(f"History.load: {os.fspath(path)!r} is not a history file (expected a JSON object with "
                              f"'records'); pass a file written by History.save")
         return cls(data["records"], data.get("stop_reason", "completed"))

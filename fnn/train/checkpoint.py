@@ -3,14 +3,19 @@
 File ``ckpt_{step:08d}.msgpack``, one per step, in one directory per run (one writer per directory):
 
     b"fnn-checkpoint\\n"                 magic, 15 bytes
-    uint32, big-endian                  length L of the header
+    uint32, big-endian                  0x80000000 | L, L the length of the header (the high bit marks format 2)
+    32 bytes                            SHA-256 of everything after the magic but these 32 bytes: length, header,
+                                        payload (format 2; format 1 files have no such field and are still read)
     L bytes                             msgpack header: {"magic", "version", "step", "treedef" (str), "skeleton",
                                         "leaves": [per leaf: path, kind, dtype, shape, nbytes | value],
                                         "payload_nbytes", "payload_sha256"}
     payload_nbytes bytes                the array leaves' raw little-endian C-order bytes, one after the other
 
 Python scalars and strings live in the header; arrays and typed PRNG keys (as ``jax.random.key_data`` plus the
-impl name) in the payload. The SHA-256 of the payload and the expected file size detect truncation and corruption.
+impl name) in the payload. The whole-file SHA-256 and the expected file size detect truncation and any corruption,
+of the header as of the payload: a damaged file raises :class:`CorruptCheckpointError` naming it, never restores
+other values. Restoring the latest checkpoint of a directory falls back to the newest *good* one, with a
+:class:`CheckpointWarning` naming each damaged file it skipped.
 ``save`` writes to a temporary file in the same directory, flushes and fsyncs it, then ``os.replace``s it onto the
 final name, so a crash at any moment leaves the old checkpoints readable and the new one either complete or absent.
 Why msgpack rather than orbax or safetensors: see docs/checkpoints.md.
@@ -24,12 +29,26 @@ import struct
 import sys
 import tempfile
 
+import warnings
+
 import jax
 import msgpack
 import numpy as np
 
+__all__ = ["MAGIC", "FORMAT_VERSION", "CorruptCheckpointError", "CheckpointWarning", "checkpoint_path", "all_steps",
+           "latest_step", "save", "resolve", "restore"]
+
 MAGIC = b"fnn-checkpoint\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_V2 = 0x80000000
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint file that is truncated, damaged or not a checkpoint at all (the message names the file)."""
+
+
+class CheckpointWarning(UserWarning):
+    """Issued when ``restore`` skips a damaged newest checkpoint and falls back to an earlier, good one."""
 _NAME = re.compile(r"^ckpt_(\d{8,})\.msgpack$")
 _TMP_PREFIX = ".ckpt_"
 _TMP_SUFFIX = ".tmp"
@@ -136,10 +155,12 @@ def _skeleton(tree, counter):
         else:
             name = None
         named.append((name, _skeleton(child, counter)))
-    mapping = isinstance(tree, dict) or (isinstance(tree, tuple) and hasattr(tree, "_fields"))
-    if mapping or (named and all(name is not None for name, _ in named)):
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        cls = type(tree)
+        return ["T", cls.__module__, cls.__qualname__, [[name, sk] for name, sk in named]]
+    if isinstance(tree, dict) or (named and all(name is not None for name, _ in named)):
         return ["D", [[name, sk] for name, sk in named]]
-    return ["S", [sk for _, sk in named]]
+    return ["S", [sk for _, sk in named], "tuple" if isinstance(tree, tuple) else "list"]
 
 
 def _serialise(step, tree):
@@ -159,7 +180,12 @@ def _serialise(step, tree):
     header = msgpack.packb({"magic": MAGIC.decode().strip(), "version": FORMAT_VERSION, "step": step,
                             "treedef": str(treedef), "skeleton": skeleton, "leaves": entries,
                             "payload_nbytes": sum(map(len, chunks)), "payload_sha256": digest.hexdigest()})
-    return [MAGIC, struct.pack(">I", len(header)), header, *chunks]
+    length = struct.pack(">I", _V2 | len(header))
+    whole = hashlib.sha256(length)
+    whole.update(header)
+    for chunk in chunks:
+        whole.update(chunk)
+    return [MAGIC, length, whole.digest(), header, *chunks]
 
 
 def _write_all(f, chunks):
@@ -199,6 +225,7 @@ def save(directory, step, tree, *, keep=3):
     chunks = _serialise(step, tree)  # fails on a bad leaf before touching the disk
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
+    _remove_stale_temporaries(directory)
     final = checkpoint_path(directory, step)
     fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{step:08d}.", suffix=_TMP_SUFFIX, dir=directory)
     try:
@@ -221,6 +248,16 @@ def save(directory, step, tree, *, keep=3):
     return final
 
 
+def _remove_stale_temporaries(directory):
+    """Delete the temporary files of writes that were killed before their rename (one writer per directory)."""
+    for name in os.listdir(directory):
+        if name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
+
+
 def _fsync_directory(directory):
     if sys.platform.startswith("win"):
         return
@@ -233,41 +270,55 @@ def _fsync_directory(directory):
 
 # ------------------------------------------------------------------------------------------------- restoring
 def _read(path):
-    """Validate a checkpoint file and return (header dict, payload bytes)."""
+    """Validate a checkpoint file and return (header dict, payload bytes); CorruptCheckpointError if it is not."""
     with open(path, "rb") as f:
         raw = f.read()
     if not raw.startswith(MAGIC):
         if 0 < len(raw) < len(MAGIC) and MAGIC.startswith(raw):
-            raise ValueError(f"restore: checkpoint {path!r} is truncated ({len(raw)} bytes, not even the magic "
-                             f"string); restore an earlier step")
-        raise ValueError(f"restore: {path!r} is not an fnn checkpoint: expected it to start with {MAGIC!r}, found "
-                         f"{raw[:16]!r}; pass a file written by fnn.train.checkpoint.save")
+            raise CorruptCheckpointError(f"restore: checkpoint {path!r} is truncated ({len(raw)} bytes, not even the "
+                                         f"magic string); restore an earlier step")
+        raise CorruptCheckpointError(f"restore: {path!r} is not an fnn checkpoint: expected it to start with "
+                                     f"{MAGIC!r}, found {raw[:16]!r}; pass a file written by "
+                                     f"fnn.train.checkpoint.save")
     start = len(MAGIC) + 4
     if len(raw) < start:
-        raise ValueError(f"restore: checkpoint {path!r} is truncated inside its header ({len(raw)} bytes); restore "
-                         f"an earlier step")
-    (header_len,) = struct.unpack(">I", raw[len(MAGIC):start])
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} is truncated inside its header ({len(raw)} "
+                                     f"bytes); restore an earlier step")
+    (word,) = struct.unpack(">I", raw[len(MAGIC):start])
+    whole_ok = True
+    if word & _V2:   # format 2: a SHA-256 of the length, header and payload follows the length
+        header_len, digest_at = word & ~_V2, start
+        start += 32
+        whole_ok = len(raw) >= start and hashlib.sha256(raw[len(MAGIC):digest_at] + raw[start:]).digest() == \
+            raw[digest_at:start]
+    else:
+        header_len = word
     if len(raw) < start + header_len:
-        raise ValueError(f"restore: checkpoint {path!r} is truncated: its header needs {start + header_len} bytes, "
-                         f"the file has {len(raw)}; restore an earlier step")
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} is truncated: its header needs "
+                                     f"{start + header_len} bytes, the file has {len(raw)}; restore an earlier step")
     try:
         header = msgpack.unpackb(raw[start:start + header_len], strict_map_key=False)
         if not isinstance(header, dict) or header.get("magic") != "fnn-checkpoint":
             raise ValueError("header is not an fnn-checkpoint map")
+        version, payload_nbytes, payload_sha = header["version"], header["payload_nbytes"], header["payload_sha256"]
     except Exception as e:  # msgpack raises several exception types on garbage
-        raise ValueError(f"restore: checkpoint {path!r} has a corrupt header ({e}); restore an earlier step") from None
-    if header["version"] > FORMAT_VERSION:
-        raise ValueError(f"restore: checkpoint {path!r} has format version {header['version']}, this fnn reads up "
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} has a corrupt header ({e}); restore an earlier "
+                                     f"step") from None
+    if version > FORMAT_VERSION and whole_ok:
+        raise ValueError(f"restore: checkpoint {path!r} has format version {version}, this fnn reads up "
                          f"to {FORMAT_VERSION}; upgrade fnn")
     payload = raw[start + header_len:]
-    if len(payload) != header["payload_nbytes"]:
-        what = "truncated" if len(payload) < header["payload_nbytes"] else "longer than its header says"
-        raise ValueError(f"restore: checkpoint {path!r} is {what}: expected {start + header_len + header['payload_nbytes']}"
-                         f" bytes, found {len(raw)}; the write was interrupted or the file was cut, restore an "
-                         f"earlier step")
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
-        raise ValueError(f"restore: checkpoint {path!r} is corrupt: the payload's SHA-256 does not match its "
-                         f"header; restore an earlier step")
+    if len(payload) != payload_nbytes:
+        what = "truncated" if len(payload) < payload_nbytes else "longer than its header says"
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} is {what}: expected "
+                                     f"{start + header_len + payload_nbytes} bytes, found {len(raw)}; the write was "
+                                     f"interrupted or the file was cut, restore an earlier step")
+    if hashlib.sha256(payload).hexdigest() != payload_sha:
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} is corrupt: the payload's SHA-256 does not match "
+                                     f"its header; restore an earlier step")
+    if not whole_ok:
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} is corrupt: the file's SHA-256 does not match its "
+                                     f"contents (its header was damaged on disk); restore an earlier step")
     return header, payload
 
 
@@ -302,7 +353,17 @@ def _build(skeleton, values):
         return None
     if tag == "D":
         return {name: _build(child, values) for name, child in skeleton[1]}
-    return [_build(child, values) for child in skeleton[1]]
+    if tag == "T":   # a NamedTuple: its class when it is loaded (fnn's params and states are), else a plain tuple
+        _, module, qualname, fields = skeleton
+        children = tuple(_build(child, values) for _, child in fields)
+        cls = sys.modules.get(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None)
+        ok = isinstance(cls, type) and issubclass(cls, tuple) and tuple(getattr(cls, "_fields", ())) == tuple(
+            name for name, _ in fields)
+        return cls(*children) if ok else children
+    children = [_build(child, values) for child in skeleton[1]]
+    return tuple(children) if len(skeleton) > 2 and skeleton[2] == "tuple" else children
 
 
 def _describe(e):
@@ -377,8 +438,14 @@ def restore(path_or_directory, target=None, *, step=None):
     With ``target`` (a pytree of the saved structure, e.g. freshly initialised params and optimizer state, or
     ``jax.ShapeDtypeStruct`` leaves) the stored leaves are put back into that structure: array leaves come back as
     JAX arrays if the target leaf is one and as NumPy arrays otherwise, keys as typed keys, Python scalars as such;
-    every dtype and shape must match the target's. Without ``target`` the tree comes back as nested dicts (for
-    dicts, NamedTuples and dataclasses) and lists (for tuples and lists), arrays as NumPy arrays, keys as typed keys.
+    every dtype and shape must match the target's. Without ``target`` the tree comes back with the saved containers:
+    dicts as dicts, tuples as tuples, lists as lists, NamedTuples as their class when it is loaded (fnn's params and
+    optimizer states always are; otherwise a plain tuple, which ``apply`` accepts too), dataclasses as dicts; arrays
+    as NumPy arrays, keys as typed keys. Files of format 1 (fnn before the whole-file checksum) restore without a
+    target as nested dicts and lists, as they did.
+
+    For a directory's latest checkpoint (``step=None``) a damaged newest file is skipped with a
+    :class:`CheckpointWarning` naming it, and the newest good one is restored.
 
     Args:
       path_or_directory: a checkpoint file, or a directory (then its latest checkpoint, or the one of ``step``).
@@ -389,8 +456,8 @@ def restore(path_or_directory, target=None, *, step=None):
       the restored pytree.
 
     Raises:
-      ValueError: foreign, truncated or corrupt file (message names the file), structure or dtype mismatch with
-        ``target`` (message prints both).
+      CorruptCheckpointError: (a ValueError) foreign, truncated or damaged file, the message naming the file.
+      ValueError: structure or dtype mismatch with ``target`` (the message prints both).
       FileNotFoundError: nothing to restore.
 
     Example:
@@ -401,15 +468,40 @@ def restore(path_or_directory, target=None, *, step=None):
 
     Reference: file layout in this module's docstring and docs/checkpoints.md.
     """
-    path = resolve(path_or_directory, step=step)
-    header, payload = _read(path)
-    values = _decode_leaves(header, payload)
+    path, header, payload = _read_newest_good(path_or_directory, step)
+    try:
+        values = _decode_leaves(header, payload)
+        built = _build(header["skeleton"], values) if target is None else None
+    except Exception as e:   # only a hand-made file with a valid checksum gets here
+        raise CorruptCheckpointError(f"restore: checkpoint {path!r} does not decode ({type(e).__name__}: {e}); "
+                                     f"restore an earlier step") from None
     if target is None:
-        return _build(header["skeleton"], values)
+        return built
     with_path, treedef = jax.tree_util.tree_flatten_with_path(target)
     if str(treedef) != header["treedef"] or len(with_path) != len(values):
         raise ValueError(f"restore: the tree in {path!r} does not have the target's structure;\n  saved:  "
                          f"{header['treedef']}\n  target: {treedef}\nbuild the target the same way as the saved tree "
-                         f"(same layers, optimizer and extra entries), or pass target=None to get nested dicts/lists")
+                         f"(same layers, optimizer and extra entries), or pass target=None to get the saved tree")
     leaves = [_fit_to_target(path, e, v, t) for e, v, (_, t) in zip(header["leaves"], values, with_path)]
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _read_newest_good(path_or_directory, step):
+    """``(path, header, payload)``; for a directory's latest checkpoint, the newest one that is not damaged."""
+    path = resolve(path_or_directory, step=step)
+    if step is not None or not os.path.isdir(os.fspath(path_or_directory)):
+        return (path, *_read(path))
+    steps = all_steps(path_or_directory)[::-1]
+    first_error = None
+    for i, s in enumerate(steps):
+        path = checkpoint_path(path_or_directory, s)
+        try:
+            header, payload = _read(path)
+        except CorruptCheckpointError as e:
+            first_error = first_error or e
+            if i + 1 < len(steps):
+                warnings.warn(f"{e.args[0]}; skipping it and restoring step {steps[i + 1]} instead",
+                              CheckpointWarning, stacklevel=3)
+            continue
+        return path, header, payload
+    raise first_error

@@ -1,0 +1,49 @@
+"""Integrity issue, item 6 and the layer errors: bad ids, bad lengths and wrong widths are named, never computed."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fnn import layers
+
+
+def test_embedding_negative_and_large_ids_give_nan_rows_under_jit_and_errors_when_concrete():
+    emb = layers.Embedding(10, 3)
+    _, params = emb.init(jax.random.key(0), (-1, 4))
+    ids = jnp.array([[0, -1, 9, 10]])
+    out = jax.jit(emb.apply)(params, ids)
+    assert np.isnan(np.asarray(out[0, 1])).all() and np.isnan(np.asarray(out[0, 3])).all()   # -1 was row 9 before
+    np.testing.assert_array_equal(out[0, 0], params.table[0])
+    np.testing.assert_array_equal(out[0, 2], params.table[9])
+    with pytest.raises(ValueError, match=r"Embedding: expected ids in \[0, 10\), got values in \[-1, 10\]"):
+        emb.apply(params, ids)
+    # the gradient of valid rows is unchanged by the guard
+    g = jax.grad(lambda t: jnp.sum(emb.apply(layers.EmbeddingParams(t), jnp.array([[1, 1, 2]]))))(params.table)
+    np.testing.assert_array_equal(np.asarray(g)[:, 0], [0, 2, 1, 0, 0, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("bad", [[-1, 3], [3, 9]])
+def test_rnn_lengths_outside_zero_to_time_are_refused_when_concrete(bad):
+    rnn = layers.RNN(layers.SimpleRNNCell(4))
+    _, params = rnn.init(jax.random.key(0), (-1, 5, 2))
+    x = jnp.ones((2, 5, 2))
+    with pytest.raises(ValueError, match=r"RNN.*expected lengths in \[0, 5\].*got values in \[-?\d+, \d+\]"):
+        rnn.apply(params, x, lengths=jnp.array(bad))
+    with pytest.raises(TypeError, match=r"expected integer lengths, got dtype float32"):
+        rnn.apply(params, x, lengths=jnp.array([2.0, 3.0]))
+
+
+def test_rnn_lengths_under_jit_are_clipped_to_zero_and_time():
+    rnn = layers.RNN(layers.SimpleRNNCell(4))
+    _, params = rnn.init(jax.random.key(0), (-1, 5, 2))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 2))
+    f = jax.jit(lambda lengths: rnn.apply(params, x, lengths=lengths))
+    np.testing.assert_array_equal(f(jnp.array([-1, 9])), f(jnp.array([0, 5])))
+
+
+def test_multi_head_attention_names_a_wrong_feature_width():
+    mha = layers.MultiHeadAttention(num_heads=2)
+    _, params = mha.init(jax.random.key(0), (-1, 6, 8))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention.*expected queries with 8 features .* got shape "
+                                         r"\(2, 6, 5\); re-initialise"):
+        mha.apply(params, jnp.ones((2, 6, 5)))
