@@ -27,6 +27,7 @@ import optax
 
 from fnn import losses
 from fnn import optimizers as fo
+from fnn.cli.args import non_negative_int, positive_float, positive_int
 
 __all__ = ["compare", "race", "main", "TWINS", "RACE"]
 
@@ -73,8 +74,8 @@ class Comparison(NamedTuple):
 def _digits(hidden: int, seed: int):
     from sklearn.datasets import load_digits
 
-    from fnn.layers.dense import Dense, Tanh
     from fnn.layers.base import serial
+    from fnn.layers.dense import Dense, Tanh
     data = load_digits()
     X = jnp.asarray(data.data / 16.0, jnp.float32)
     Y = jax.nn.one_hot(data.target, 10, dtype=jnp.float32)
@@ -235,12 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     """``fnn compare`` command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="fnn compare", description="Compare an fnn optimizer with its optax "
                                      "twin on an MLP on digits, or race the classic rules on a 2-D bowl.")
-    parser.add_argument("rule", nargs="?", help=f"one of: {', '.join(TWINS)}")
+    parser.add_argument("rule", nargs="?", default="adam", help=f"one of: {', '.join(TWINS)} (default adam)")
     parser.add_argument("--race", action="store_true", help="race " + ", ".join(RACE) + " on a 2-D bowl")
-    parser.add_argument("--steps", type=int, default=None, help="steps (default 300; race: 100)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: per rule)")
-    parser.add_argument("--hidden", type=int, default=32, help="hidden width of the MLP (default 32)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=positive_int, default=None, help="steps (default 300; race: 100)")
+    parser.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: per rule)")
+    parser.add_argument("--hidden", type=positive_int, default=32, help="hidden width of the MLP (default 32)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", default="runs/compare", help="directory for the PNG (default runs/compare)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.race:
@@ -250,8 +251,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {float(bowl(p[-1])):.3g} | {float(np.linalg.norm(p[-1])):.3g} |")
         print(f"wrote {png}")
         return 0
-    if args.rule is None:
-        parser.error(f"give a rule ({', '.join(TWINS)}) or --race")
     try:
         c = compare(args.rule, args.steps or 300, args.lr, args.hidden, args.seed, out=args.out)
     except ValueError as e:

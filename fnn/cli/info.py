@@ -11,6 +11,7 @@ def run(args) -> int:
     """Print versions, backend and devices; returns 0."""
     import numpy
     import optax
+
     from fnn.train.distributed import describe
     print(f"fnn {_version()}  python {platform.python_version()}  optax {optax.__version__}  numpy {numpy.__version__}")
     print(describe())  # jax/jaxlib versions, backend, processes, devices

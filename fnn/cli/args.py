@@ -1,0 +1,51 @@
+"""Argument types shared by the ``fnn`` commands: each rejects a bad value with one clear usage line (exit 2)."""
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["positive_int", "non_negative_int", "positive_float", "widths"]
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--epochs``, ``--batch-size``, ``--patience``, ``--steps``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (``--seed``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (``--lr``): ``inf`` and ``nan`` are refused, since a run with them "finishes" uselessly."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number like 1e-3, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number like 1e-3, got {text!r}")
+    return value
+
+
+def widths(text: str) -> list[int]:
+    """Comma-separated positive widths: ``128`` or ``256,128`` (``--hidden``)."""
+    try:
+        out = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        out = []
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths like 128 or 256,128, got {text!r}")
+    return out
