@@ -47,3 +47,11 @@ def test_multi_head_attention_names_a_wrong_feature_width():
     with pytest.raises(ValueError, match=r"MultiHeadAttention.*expected queries with 8 features .* got shape "
                                          r"\(2, 6, 5\); re-initialise"):
         mha.apply(params, jnp.ones((2, 6, 5)))
+
+
+def test_integer_images_into_a_convolution_name_the_dtype():
+    conv = layers.Conv(2, (3, 3))
+    _, params = conv.init(jax.random.key(0), (-1, 8, 8, 1))
+    with pytest.raises(TypeError, match=r"Conv.*expected floating-point inputs, got dtype uint8; convert images "
+                                        r"first, e.g. X.astype\(np.float32\) / 255"):
+        conv.apply(params, np.zeros((2, 8, 8, 1), np.uint8))

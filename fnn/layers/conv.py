@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Sequence
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from fnn import initializers as ini
@@ -122,6 +123,9 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
         if inputs.shape[lhs.index("C")] != W.shape[rhs.index("I")]:
             raise ValueError(f"{name}: expected {W.shape[rhs.index('I')]} input channels on axis "
                              f"{lhs.index('C')} ({lhs}), got shape {inputs.shape}")
+        if not jnp.issubdtype(inputs.dtype, jnp.floating):
+            raise TypeError(f"{name}: expected floating-point inputs, got dtype {inputs.dtype}; convert images "
+                            f"first, e.g. X.astype(np.float32) / 255 (or standardise them: fnn.data.fit_standardizer)")
         if transpose:
             y = lax.conv_transpose(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
         else:
@@ -157,7 +161,9 @@ def GeneralConv(dimension_numbers: Sequence[str], out_chan: int, filter_shape: S
 
     Example:
       >>> layer = GeneralConv(("NCHW", "OIHW", "NCHW"), 8, (3, 3))
-      >>> out_shape, params = layer.init(jax.random.key(0), (-1, 1, 28, 28))   # (-1, 8, 26, 26)
+      >>> out_shape, params = layer.init(jax.random.key(0), (-1, 1, 28, 28))
+      >>> out_shape
+      (-1, 8, 26, 26)
 
     Reference: LeCun et al., "Gradient-based learning applied to document recognition", Proc. IEEE 1998, sec. II.
     """
@@ -173,8 +179,11 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALI
     See :func:`GeneralConv` for the formula and the arguments.
 
     Example:
+      >>> from fnn.layers import serial, Relu, MaxPool, Flatten, Dense
       >>> model = serial(Conv(32, (3, 3), padding="SAME"), Relu, MaxPool((2, 2), (2, 2)), Flatten, Dense(10))
-      >>> out_shape, params = model.init(key, (-1, 28, 28, 1))          # (-1, 10)
+      >>> out_shape, params = model.init(jax.random.key(0), (-1, 28, 28, 1))
+      >>> out_shape
+      (-1, 10)
     """
     return _conv_layer("Conv", False, ("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides, padding,
                        W_init, b_init)
