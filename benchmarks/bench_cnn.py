@@ -46,6 +46,7 @@ def fnn_model():
 def bench_fnn(X, y, steps, repeats, mode):
     """fnn.train.fit, one epoch of ``steps`` batches per repeat; epoch times from the history."""
     import jax
+
     from fnn import losses, optimizers
     from fnn.train import fit
 

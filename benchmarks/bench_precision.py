@@ -23,8 +23,8 @@ import jax.numpy as jnp  # noqa: E402
 from benchmarks.bench_cnn import fnn_model, load_data  # noqa: E402
 from benchmarks.timing import machine  # noqa: E402
 from fnn import losses, optimizers  # noqa: E402
-from fnn.train.precision import mixed_precision  # noqa: E402
 from fnn.train import evaluate, fit  # noqa: E402
+from fnn.train.precision import mixed_precision  # noqa: E402
 
 
 def run(batch: int, compute: str, epochs: int, n: int, test) -> dict:

@@ -30,9 +30,9 @@ from jax import lax
 
 from fnn import data, losses, optimizers
 from fnn import layers as core
-from fnn.train.ensembles import fit_ensemble, init_ensemble
-from fnn.train.callbacks import Callback
 from fnn.train import fit
+from fnn.train.callbacks import Callback
+from fnn.train.ensembles import fit_ensemble, init_ensemble
 
 LR, BATCH, N = 3.0, 10, 50_000
 

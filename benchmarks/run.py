@@ -37,7 +37,6 @@ import jax.numpy as jnp  # noqa: E402
 from benchmarks import bench_train  # noqa: E402
 from benchmarks.timing import machine, matmul_gflops, median_time  # noqa: E402
 
-
 # --- 1. Nielsen -------------------------------------------------------------------------------------------------
 
 def nielsen_flops(n: int, sizes=(784, 30, 10)) -> float:
@@ -102,8 +101,8 @@ def ensemble(repeats: int, k: int = 32) -> dict:
     single-model epoch (compile excluded from both)."""
     from fnn import data, losses, optimizers
     from fnn import layers as core
-    from fnn.train.ensembles import init_ensemble
     from fnn.train import TrainState, make_epoch
+    from fnn.train.ensembles import init_ensemble
 
     X, y = data.load_digits()
     X, y = jnp.asarray(X), jnp.asarray(y)

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import optimizers as opt
+from fnn.layers import Dense, Tanh, serial
 from fnn.layers.attention import MultiHeadAttention, attention_weights
-from fnn.layers import Dense, serial, Tanh
-from fnn.losses import softmax_cross_entropy_with_integer_labels as cross_entropy
 from fnn.layers.recurrent import RNN, GRUCell
+from fnn.losses import softmax_cross_entropy_with_integer_labels as cross_entropy
 
 V = 10          # digits
 START = V       # the decoder's first input symbol

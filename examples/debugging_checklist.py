@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import optax
 from sklearn.datasets import load_digits, make_moons
 
+from fnn import debug as dg
 from fnn import layers as core
-from fnn.debug import diagnostics as dg
 from fnn.debug import gradcheck as gc
 from fnn.train import fit
 

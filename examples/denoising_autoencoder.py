@@ -1,6 +1,7 @@
 """A denoising autoencoder on Fashion-MNIST: reconstruct clean images from corrupted ones.
 
-Model: ``fnn.classic.autoencoders.autoencoder(256)``, h = sigmoid(x W + b), r = sigmoid(h V + c) (784-256-784), trained with
+Model: ``fnn.classic.autoencoders.autoencoder(256)``, h = sigmoid(x W + b), r = sigmoid(h V + c) (784-256-784),
+trained with
 Adam on the Bernoulli cross-entropy between r and the *clean* image while its input is corrupted by masking noise
 (each pixel zeroed with probability 0.3; Vincent et al., JMLR 2010). A plain autoencoder of the same shape, trained
 on clean inputs, is the control. On held-out test images, corrupted the same way, we report the mean squared error
@@ -22,8 +23,8 @@ import sys
 import jax
 import numpy as np
 
-from fnn.classic import autoencoders as ae_lib
 from fnn import data
+from fnn.classic import autoencoders as ae_lib
 
 RATE = 0.3
 
@@ -83,7 +84,7 @@ def _plot(clean, corrupted, rec, path, n=10):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", 
+    parser.add_argument("--quick", action="store_true",
                         help="1,000 images of the test file, 2 epochs (for the test suite)")
     parser.add_argument("--out", default="docs/img", help="directory for the PNG")
     parser.add_argument("--seed", type=int, default=0)

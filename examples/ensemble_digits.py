@@ -1,7 +1,8 @@
 """Ensembles, sweeps and parameter averages on the bundled digits, each in one compiled program per epoch.
 
 1. ``fit`` one MLP with early stopping on validation accuracy (restore best) and a parameter moving average
-   (``with_ema``): test accuracy of the last params vs the moving average.
+   (``fnn.optimizers.transforms.average_params``, last in a chain):
+   test accuracy of the last params vs the moving average.
 2. ``fit_ensemble``: 8 MLPs from 8 keys with ``vmap``; the ensemble (mean softmax) vs the average member.
 3. ``sweep``: 6 learning-rate x L2 settings trained side by side; the validation table.
 
@@ -13,9 +14,10 @@ import optax
 
 from fnn import data, losses
 from fnn import layers as core
+from fnn.optimizers import chain
+from fnn.optimizers.transforms import average_params
+from fnn.train import evaluate, evaluate_ensemble, fit, fit_ensemble, grid, init_ensemble, sweep
 from fnn.train.callbacks import EarlyStopping
-from fnn.train.ensembles import ema_params, evaluate_ensemble, fit_ensemble, grid, init_ensemble, sweep, with_ema
-from fnn.train import evaluate, fit
 
 CE = losses.softmax_cross_entropy_with_integer_labels
 
@@ -31,12 +33,12 @@ def main():
 
     print("1. one model, early stopping + parameter moving average")
     stopper = EarlyStopping("val_accuracy", patience=5)
-    p, opt_state, history = fit(model.apply, params, with_ema(optax.sgd(0.05, momentum=0.9), 0.99), CE, Xt, yt,
-                                epochs=40, batch_size=32, key=jax.random.key(2), validation=(Xv, yv),
-                                callbacks=[stopper], verbose=False)
+    opt = chain(optax.sgd(0.05, momentum=0.9), average_params(0.99))   # the average: opt_state[-1].average
+    p, opt_state, history = fit(model.apply, params, opt, CE, Xt, yt, epochs=40, batch_size=32, key=jax.random.key(2),
+                                validation=(Xv, yv), callbacks=[stopper], verbose=False)
     print(f"   stopped after {len(history)} epochs ({history.stop_reason})")
     print(f"   test accuracy, best epoch's params: {evaluate(model.apply, p, CE, Xs, ys)['accuracy']:.4f}; "
-          f"moving average at the end: {evaluate(model.apply, ema_params(opt_state), CE, Xs, ys)['accuracy']:.4f}")
+          f"moving average at the end: {evaluate(model.apply, opt_state[-1].average, CE, Xs, ys)['accuracy']:.4f}")
 
     print("2. ensemble of 8 members")
     keys = jax.random.split(jax.random.key(3), 8)

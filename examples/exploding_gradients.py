@@ -4,7 +4,8 @@ The recurrent weights start as U = 1.5 Q (Q orthogonal), past the spectral-radiu
 al.'s analysis, so the back-propagated gradient is multiplied by up to ||diag(1 - h^2) U|| at each of T steps.
 The forward pass stays bounded (tanh), but the gradient norm is in the hundreds at T = 100 (1e7 with U = 2 Q).
 The same SGD run is made twice: plain (a few steps throw the weights far away and the loss explodes) and with
-the gradient rescaled to global norm <= ``clip_norm`` (``fnn.optimizers.transforms.clip_by_global_norm``; Pascanu et al.'s
+the gradient rescaled to global norm <= ``clip_norm`` (``fnn.optimizers.transforms.clip_by_global_norm``; Pascanu et
+al.'s
 algorithm 1: ``g <- g * clip_norm / ||g||`` when ``||g|| > clip_norm``).
 Task: read T numbers in [-1, 1] and output the last one (easy to learn once training is stable).
 
@@ -21,9 +22,9 @@ import numpy as np
 
 from fnn import initializers as ini
 from fnn import optimizers as opt
-from fnn.optimizers.transforms import clip_by_global_norm, global_norm
 from fnn.layers import Dense, serial
 from fnn.layers.recurrent import RNN, SimpleRNNCell
+from fnn.optimizers.transforms import clip_by_global_norm, global_norm
 
 
 def run(quick=False, seed=0):

@@ -20,10 +20,11 @@ import sys
 import jax
 import numpy as np
 
-from fnn import data, layers as L, losses, optimizers
+from fnn import data, losses, optimizers
+from fnn import layers as L
 from fnn.optimizers import schedules
-from fnn.train.callbacks import EarlyStopping
 from fnn.train import evaluate, fit
+from fnn.train.callbacks import EarlyStopping
 
 
 def model(channels=(32, 64), dense: int = 256, drop: float = 0.4):

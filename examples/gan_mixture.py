@@ -79,7 +79,7 @@ def _plot(X, y, samples, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 steps (lr 2e-3) of a smaller GAN (for the test suite)")
+    parser.add_argument("--quick", action="store_true", help="300 steps (lr 2e-3) of a smaller GAN (for the tests)")
     parser.add_argument("--out", default="docs/img", help="directory for the PNG")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

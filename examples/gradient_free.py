@@ -25,8 +25,8 @@ import numpy as np
 import optax
 
 from fnn import classic
-from fnn.classic import annealing
 from fnn import layers as core
+from fnn.classic import annealing
 
 
 def main(argv=None) -> int:

@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 
 from fnn import optimizers as opt
-from fnn.optimizers import schedules
-from fnn.layers import Dense, serial
 from fnn.data import load_fashion_mnist
-from fnn.losses import softmax_cross_entropy_with_integer_labels as cross_entropy
+from fnn.layers import Dense, serial
 from fnn.layers.recurrent import RNN, GRUCell
+from fnn.losses import softmax_cross_entropy_with_integer_labels as cross_entropy
+from fnn.optimizers import schedules
 
 
 def load(n_train=None, n_test=None):

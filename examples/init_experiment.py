@@ -18,9 +18,9 @@ import os
 
 import jax
 
-from fnn import layers as core
-from fnn.debug import diagnostics as dg
+from fnn import debug as dg
 from fnn import initializers as ini
+from fnn import layers as core
 
 
 def main(argv=None) -> int:

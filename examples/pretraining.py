@@ -3,8 +3,8 @@
 Setting (semi-supervised): all 60,000 training images are available *without* labels; only 1,000 of them (100 per
 class, drawn at random) carry labels. Network: 784-500-250-10, sigmoid hidden units, softmax output.
 
-* pre-trained: ``fnn.classic.autoencoders.pretrain_stack`` trains a denoising autoencoder (tied weights, masking noise 0.25,
-  Bernoulli cross-entropy) on the 60,000 images for the first hidden layer, then one on its codes for the second;
+* pre-trained: ``fnn.classic.pretraining.pretrain_stack`` trains a denoising autoencoder (tied weights, masking noise
+  0.25, Bernoulli cross-entropy) on the 60,000 images for the first hidden layer, then one on its codes for the second;
   ``stack_encoders`` puts the two encoders under a random output layer; ``fine_tune`` trains everything on the
   1,000 labelled images (softmax cross-entropy, Adam).
 * random init: the same network, same output layer, same fine-tuning, hidden layers from Glorot initialization.
@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn.classic import autoencoders as ae_lib
 from fnn import data
+from fnn.classic import autoencoders as ae_lib
+from fnn.classic import pretraining as pre_lib
 
 
 def _labelled_subset(key, y, per_class):
@@ -57,7 +58,7 @@ def run(quick: bool = False, seeds: int = 3, seed: int = 0) -> dict:
           f"{'-'.join(map(str, hidden))}-10 (sigmoid)")
 
     noise = functools.partial(ae_lib.masking_noise, rate=0.25)
-    pretrained, losses = ae_lib.pretrain_stack(k_pre, X_unl, hidden, tied=True, noise=noise, epochs=pre_epochs,
+    pretrained, losses = pre_lib.pretrain_stack(k_pre, X_unl, hidden, tied=True, noise=noise, epochs=pre_epochs,
                                                batch_size=100)
     for k, l in enumerate(losses):
         print(f"  pre-training layer {k + 1}: objective per epoch {np.round(np.asarray(l), 2).tolist()}")
@@ -65,10 +66,10 @@ def run(quick: bool = False, seeds: int = 3, seed: int = 0) -> dict:
     acc = {"pre-trained": [], "random init": []}
     for s in range(seeds):
         k_model, k_ft = jax.random.split(jax.random.fold_in(key, s))
-        model, random_params = ae_lib.stack_encoders(k_model, X_unl.shape[1], hidden, 10)
-        pretrained_params = ae_lib.load_encoders(random_params, pretrained)   # same output layer as the control
+        model, random_params = pre_lib.stack_encoders(k_model, X_unl.shape[1], hidden, 10)
+        pretrained_params = pre_lib.load_encoders(random_params, pretrained)   # same output layer as the control
         for name, params in (("pre-trained", pretrained_params), ("random init", random_params)):
-            params, _ = ae_lib.fine_tune(k_ft, model, params, X_lab, y_lab, epochs=ft_epochs, batch_size=50)
+            params, _ = pre_lib.fine_tune(k_ft, model, params, X_lab, y_lab, epochs=ft_epochs, batch_size=50)
             logits = jax.jit(model.apply)(params, jnp.asarray(Xte))
             acc[name].append(float(np.mean(np.argmax(np.asarray(logits), axis=1) == yte)))
     print(f"test accuracy after fine-tuning on {len(idx)} labels ({seeds} seeds):")

@@ -2,7 +2,8 @@
 
 Data: the series from x(0) = 0.2 (``fnn.data.logistic_map_pairs``); the first 100 pairs (x(t), x(t+1)) train, the
 next 100 test. Network: 5 Gaussian units, centers by k-means on the training inputs, one shared width
-sigma = d_max / sqrt(2K) (``fnn.classic.rbf.rbf_widths``), unnormalized phi_k and normalized psi_k = phi_k / sum_j phi_j.
+sigma = d_max / sqrt(2K) (``fnn.classic.rbf.rbf_widths``), unnormalized phi_k and normalized psi_k = phi_k / sum_j
+phi_j.
 
 Output weights three ways, RMS error on the 100 test exemplars for each variant:
 

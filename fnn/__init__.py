@@ -3,7 +3,7 @@
 This file is the table of contents. ``ls fnn/`` is the architecture, in dependency order (each part imports only
 the parts listed before it):
 
-    activations, initializers, losses, metrics   foundations: functions of arrays
+    activations, initializers, losses, metrics, checks   foundations: functions of arrays, argument checks
     layers/       the layer contract, combinators and every layer (stax-compatible front)
     optimizers/   the optimizer contract, update rules, transforms, schedules, the registry
     data/         data sets, toy problems, preprocessing
@@ -20,7 +20,7 @@ import importlib as _importlib
 __version__ = "0.1.0"
 
 # --- Foundations ----------------------------------------------------------------------------------------------
-from fnn import activations, initializers, losses, metrics
+from fnn import activations, checks, initializers, losses, metrics
 
 # --- Models: the layer contract and the layers ------------------------------------------------------------------
 from fnn import layers
@@ -45,7 +45,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "activations", "initializers", "losses", "metrics", "layers", "optimizers", "data", "train",
+    "activations", "checks", "initializers", "losses", "metrics", "layers", "optimizers", "data", "train",
     "Layer", "init_with_state", "serial", "parallel", "mlp", "Optimizer", "apply_updates", "chain",
     "fit", "evaluate", "make_train_step", *_LAZY,
 ]

@@ -35,7 +35,8 @@ def step(x):
       array of x's shape and dtype with entries in {0, 1}.
 
     Example:
-      >>> step(jnp.array([-1.0, 0.0, 2.0]))  # [0., 0., 1.]
+      >>> step(jnp.array([-1.0, 0.0, 2.0])).tolist()
+      [0.0, 0.0, 1.0]
 
     Reference: Rosenblatt, "The perceptron: a probabilistic model for information storage and organization in the
     brain", Psychological Review 65(6), 1958; Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 1, eq. (2).

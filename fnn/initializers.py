@@ -34,6 +34,8 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from fnn import checks
+
 Initializer = Callable[..., jax.Array]
 
 __all__ = [
@@ -73,7 +75,8 @@ def constant(value) -> Initializer:
     """Every entry equal to ``value``: W = value.
 
     Example:
-      >>> constant(0.1)(jax.random.key(0), (3,))  # [0.1, 0.1, 0.1]
+      >>> constant(0.5)(jax.random.key(0), (3,)).tolist()
+      [0.5, 0.5, 0.5]
     """
     def init(key, shape, dtype=jnp.float32):
         return jnp.full(_shape(shape, "constant"), value, dtype)
@@ -134,7 +137,8 @@ def fans(shape: Sequence[int], in_axis: int = -2, out_axis: int = -1,
     """``(fan_in, fan_out)`` of a weight of shape ``shape`` (see the module docstring for the rule).
 
     Example:
-      >>> fans((3, 3, 16, 32))  # (3 * 3 * 16, 3 * 3 * 32) = (144, 288)
+      >>> fans((3, 3, 16, 32))  # (3 * 3 * 16, 3 * 3 * 32)
+      (144, 288)
     """
     shape = _shape(shape, "fans")
     if len(shape) < 1:
@@ -185,10 +189,8 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: int = 
     """
     if not scale > 0:
         raise ValueError(f"variance_scaling: expected scale > 0, got {scale!r}")
-    if mode not in _MODES:
-        raise ValueError(f"variance_scaling: mode must be one of {_MODES}, got {mode!r}")
-    if distribution not in _DISTRIBUTIONS:
-        raise ValueError(f"variance_scaling: distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
+    checks.one_of("variance_scaling", _MODES, mode=mode)
+    checks.one_of("variance_scaling", _DISTRIBUTIONS, distribution=distribution)
 
     def init(key, shape, dtype=jnp.float32):
         shape = _shape(shape, "variance_scaling")
@@ -313,8 +315,7 @@ def sparse(nonzero: int = 15, stddev: float = 1.0, in_axis: int = -2) -> Initial
         raise ValueError(f"sparse: expected nonzero >= 1 incoming connections per unit, got {nonzero!r}")
     if not stddev > 0:
         raise ValueError(f"sparse: expected stddev > 0, got {stddev!r}")
-    if in_axis not in (-2, -1, 0, 1):
-        raise ValueError(f"sparse: in_axis must be an axis of a 2-D weight (-2, -1, 0 or 1), got {in_axis!r}")
+    checks.one_of("sparse", (-2, -1, 0, 1), fix="in_axis is an axis of the 2-D weight.", in_axis=in_axis)
 
     def init(key, shape, dtype=jnp.float32):
         shape = _shape(shape, "sparse")

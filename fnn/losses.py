@@ -10,12 +10,11 @@ integer class labels want ``labels.shape == outputs.shape[:-1]``.
 
 Label checks: labels outside [0, classes), or +-1 targets that are not +-1, raise ``ValueError`` naming the bad value
 when the labels are concrete (eager calls, and inside ``jax.grad`` of the outputs). Under ``jax.jit`` (or ``vmap``)
-the labels are traced and cannot be inspected; the loss is then NaN, never a silently wrong finite number.
+the labels are traced and cannot be inspected; the loss is then NaN, never a silently wrong finite number. All losses
+are stable for outputs (logits) up to ``|z| = 1e4``: finite values and finite gradients.
 
-Penalties ``l2_penalty``/``l1_penalty(params, lam, mask=None)`` act on the weights of a params pytree and skip the
-biases by default (see :func:`weight_mask`).
-
-All losses are stable for outputs (logits) up to ``|z| = 1e4``: finite values and finite gradients.
+Penalties ``l2_penalty``/``l1_penalty(params, lam, mask=None)`` penalise the weights only by default: fnn's one
+weight-decay mask, :func:`weight_mask` (no biases, no BatchNorm/LayerNorm gamma and beta), defined here.
 """
 from __future__ import annotations
 
@@ -25,17 +24,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import checks
 from fnn.activations import log_softmax, softplus
 
 __all__ = [
     "quadratic_cost", "mse", "binary_cross_entropy", "sigmoid_binary_cross_entropy", "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels", "nll", "logistic_loss", "hinge", "multiclass_hinge", "huber",
-    "l2_penalty", "l1_penalty", "weight_mask", "BIAS_NAMES",
+    "l2_penalty", "l1_penalty", "weight_mask", "resolve_mask", "BIAS_NAMES",
 ]
 
 
 # ---------------------------------------------------------------------------------------------------- checks
-
 def _same_shape(where: str, outputs, targets):
     outputs, targets = jnp.asarray(outputs), jnp.asarray(targets)
     if outputs.ndim < 1:
@@ -59,14 +58,6 @@ def _batch_mean(per_entry):
     return jnp.mean(jnp.sum(per_entry.reshape(per_entry.shape[0], -1), axis=1))
 
 
-def _concrete(x):
-    """``x`` as a NumPy array, or ``None`` when it is traced (under jit/vmap) and cannot be inspected."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
-
-
 def _check_labels(where: str, logits, labels):
     """Integer labels of shape ``logits.shape[:-1]`` in [0, classes); returns ``(labels, valid)``."""
     logits, labels = jnp.asarray(logits), jnp.asarray(labels)
@@ -80,7 +71,7 @@ def _check_labels(where: str, logits, labels):
                          f"{logits.shape}, got shape {labels.shape}; pass one integer label per example "
                          f"(labels.reshape({logits.shape[:-1]}) or one_hot.argmax(-1))")
     k = logits.shape[-1]
-    concrete = _concrete(labels)
+    concrete = checks.concrete(labels)
     if concrete is not None:
         bad = concrete[(concrete < 0) | (concrete >= k)]
         if bad.size:
@@ -91,7 +82,7 @@ def _check_labels(where: str, logits, labels):
 
 
 def _check_signs(where: str, targets):
-    concrete = _concrete(targets)
+    concrete = checks.concrete(targets)
     if concrete is not None:
         bad = concrete[(concrete != 1) & (concrete != -1)]
         if bad.size:
@@ -105,7 +96,6 @@ def _nan_unless(valid, x):
 
 
 # ---------------------------------------------------------------------------------------------------- regression
-
 def quadratic_cost(outputs, targets):
     """Quadratic cost: C = 1/(2n) sum_x ||y(x) - a(x)||^2 (a = ``outputs``, y = ``targets``).
 
@@ -118,7 +108,8 @@ def quadratic_cost(outputs, targets):
       scalar.
 
     Example:
-      >>> quadratic_cost(jnp.array([[0.8], [0.1]]), jnp.array([[1.0], [0.0]]))  # (0.04 + 0.01) / 4 = 0.0125
+      >>> round(float(quadratic_cost(jnp.array([[0.8], [0.1]]), jnp.array([[1.0], [0.0]]))), 6)  # (0.04 + 0.01) / 4
+      0.0125
 
     Reference: Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 1, eq. (6).
     """
@@ -167,7 +158,6 @@ def huber(outputs, targets, delta: float = 1.0):
 
 
 # ---------------------------------------------------------------------------------------------------- binary
-
 def binary_cross_entropy(probs, targets, eps: float | None = None):
     """Binary cross-entropy on probabilities: C = -1/n sum_x sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)].
 
@@ -187,7 +177,7 @@ def binary_cross_entropy(probs, targets, eps: float | None = None):
     a, y = _same_shape("binary_cross_entropy", probs, targets)
     a = a.astype(jnp.result_type(a, jnp.float32))
     eps = jnp.finfo(a.dtype).eps if eps is None else eps
-    concrete = _concrete(y)
+    concrete = checks.concrete(y)
     if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > 1):
         raise ValueError(f"binary_cross_entropy: expected targets in [0, 1], got values in "
                          f"[{concrete.min()}, {concrete.max()}]")
@@ -254,7 +244,6 @@ def hinge(scores, targets, margin: float = 1.0):
 
 
 # ---------------------------------------------------------------------------------------------------- multiclass
-
 def softmax_cross_entropy(logits, targets):
     """Softmax cross-entropy with one-hot (or probability) targets: C = -1/n sum_x sum_k y_k ln softmax(z)_k.
 
@@ -341,8 +330,7 @@ def multiclass_hinge(scores, labels, margin: float = 1.0, kind: str = "weston_wa
     Crammer & Singer, "On the algorithmic implementation of multiclass kernel-based vector machines", JMLR 2001,
     eq. (9).
     """
-    if kind not in ("weston_watkins", "crammer_singer"):
-        raise ValueError(f"multiclass_hinge: kind must be 'weston_watkins' or 'crammer_singer', got {kind!r}")
+    checks.one_of("multiclass_hinge", ("weston_watkins", "crammer_singer"), kind=kind)
     f, labels, valid = _check_labels("multiclass_hinge", scores, labels)
     k = f.shape[-1]
     is_label = jax.nn.one_hot(jnp.where(valid, labels, 0), k, dtype=bool)
@@ -356,50 +344,66 @@ def multiclass_hinge(scores, labels, margin: float = 1.0, kind: str = "weston_wa
 
 
 # ---------------------------------------------------------------------------------------------------- penalties
-
-BIAS_NAMES = ("b", "beta", "bias")
+#: Leaf names of biases, never decayed: Dense/Conv ``b``, BatchNorm/LayerNorm ``beta``, attention ``bq``, ...
+BIAS_NAMES = ("b", "beta", "bias", "bq", "bk", "bv", "bo")
 
 
 def _last_name(path) -> str | None:
-    if not path:
-        return None
-    k = path[-1]
-    for attr in ("name", "key"):  # GetAttrKey (NamedTuple fields, dataclasses), DictKey
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return None
+    k = path[-1] if path else None  # GetAttrKey (NamedTuple fields, dataclasses) has .name, DictKey has .key
+    name = getattr(k, "name", getattr(k, "key", None))
+    return None if name is None else str(name)
 
 
 def weight_mask(params) -> Any:
-    """The default penalty mask: a pytree of bools like ``params``, True for weights, False for biases.
+    """fnn's one weight-decay mask: a pytree of bools like ``params``, True for weights, False for the rest.
 
-    A leaf counts as a bias (False) when its tree path ends with a field or dict key named ``b``, ``beta`` or
-    ``bias`` (``BIAS_NAMES``), or when it has fewer than 2 dimensions (biases, BatchNorm/LayerNorm scales and
-    shifts, scalars). Everything else (``W``, conv kernels, embeddings) is a weight (True).
+    A leaf is *not* decayed (False) when its tree path ends with a field or dict key in ``BIAS_NAMES`` (``b``,
+    ``beta``, ``bias``, attention's ``bq``/``bk``/``bv``/``bo``), or when it has fewer than 2 dimensions (biases,
+    BatchNorm/LayerNorm ``gamma`` and ``beta``, scalars). Everything else (``W``, conv kernels, recurrent ``U``,
+    embedding tables) is a weight (True). The default of ``l2_penalty``, ``l1_penalty``, ``fit(l2=...)``, ``adamw``
+    and ``transforms.weight_decay``, and a valid optax mask (``optax.adamw(..., mask=weight_mask)``).
+
+    Example:
+      >>> weight_mask({"W": jnp.ones((3, 2)), "b": jnp.ones(2), "gamma": jnp.ones(2)})
+      {'W': True, 'b': False, 'gamma': False}
+
+    Reference: Goodfellow, Bengio & Courville, *Deep Learning*, 2016, sec. 7.1 (biases are not regularized).
     """
     def is_weight(path, leaf):
         return not (_last_name(path) in BIAS_NAMES or jnp.ndim(leaf) < 2)
     return jax.tree_util.tree_map_with_path(is_weight, params)
 
 
-def _resolve_mask(where: str, params, mask):
+def resolve_mask(params, mask: Any = None, where: str = "resolve_mask") -> Any:
+    """Turn any ``mask=`` argument of fnn into a pytree of bools like ``params`` (True: decay/penalise the leaf).
+
+    ``mask`` is None (the default, :func:`weight_mask`: weights only), True (every leaf), False (none), a pytree of
+    bools with ``params``'s structure, or a callable ``params -> pytree of bools`` (optax's convention). A mask
+    whose tree structure differs from ``params``'s raises ``ValueError``, printing both.
+
+    Example:
+      >>> resolve_mask({"W": jnp.ones((3, 2)), "b": jnp.ones(2)}, True)
+      {'W': True, 'b': True}
+    """
     if mask is None:
         return weight_mask(params)
+    if isinstance(mask, bool):
+        return jax.tree.map(lambda _: mask, params)
     if callable(mask):
-        return jax.tree_util.tree_map_with_path(lambda path, leaf: bool(mask(path)), params)
+        mask = mask(params)
     p_def, m_def = jax.tree_util.tree_structure(params), jax.tree_util.tree_structure(mask)
     if p_def != m_def:
         raise ValueError(f"{where}: mask must have the same tree structure as params; params: {p_def}, mask: "
-                         f"{m_def}; build one with fnn.losses.weight_mask(params) and edit it, or pass a "
-                         f"callable path -> bool")
+                         f"{m_def}; build one with fnn.losses.weight_mask(params) and edit it, or pass a callable "
+                         f"params -> pytree of bools")
     return mask
 
 
-def _penalty(where, params, mask, per_leaf):
-    mask = _resolve_mask(where, params, mask)
-    leaves = jax.tree_util.tree_leaves(params)
-    flags = jax.tree_util.tree_leaves(mask)
-    terms = [jnp.sum(per_leaf(jnp.asarray(w))) for w, keep in zip(leaves, flags) if keep]
+def _penalty(where, params, lam, mask, per_leaf):
+    if isinstance(lam, (int, float)) and not lam >= 0:  # a traced lam (under jit) is not checked
+        raise ValueError(f"{where}: expected lam >= 0, got {lam!r}")
+    flags = jax.tree_util.tree_leaves(resolve_mask(params, mask, where))
+    terms = [jnp.sum(per_leaf(jnp.asarray(w))) for w, keep in zip(jax.tree_util.tree_leaves(params), flags) if keep]
     return sum(terms[1:], terms[0]) if terms else jnp.zeros(())
 
 
@@ -407,22 +411,23 @@ def l2_penalty(params, lam: float, mask: Any = None):
     """L2 weight penalty (weight decay): R = lam / 2 * sum_w w^2 over the masked leaves; dR/dw = lam w.
 
     Nielsen's regularized cost is C = C_0 + lam / (2 n) sum_w w^2 with n the training-set size: pass
-    ``lam / n_train`` as ``lam`` to get it.
+    ``lam / n_train`` as ``lam`` to get it. Its gradient is what ``optimizers.transforms.weight_decay(lam)`` adds.
 
     Args:
       params: a params pytree (e.g. from ``serial(...).init``).
       lam: the regularization strength lambda >= 0.
-      mask: ``None`` (default: weights only, see :func:`weight_mask`), a pytree of bools with ``params``'s
-        structure, or a callable ``path -> bool`` on jax tree paths (``jax.tree_util.keystr(path)`` reads them).
+      mask: as in :func:`resolve_mask`; default None: weights only (:func:`weight_mask`).
     Returns:
       scalar.
+
+    Example:
+      >>> float(l2_penalty({"W": jnp.ones((2, 2)), "b": jnp.ones(2)}, 0.5))  # 0.5 / 2 * 4, the bias is skipped
+      1.0
 
     Reference: Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3, eq. (85); Krogh & Hertz, "A simple
     weight decay can improve generalization", NIPS 1991.
     """
-    if isinstance(lam, (int, float)) and not lam >= 0:  # a traced lam (under jit) is not checked
-        raise ValueError(f"l2_penalty: expected lam >= 0, got {lam!r}")
-    return 0.5 * lam * _penalty("l2_penalty", params, mask, jnp.square)
+    return 0.5 * lam * _penalty("l2_penalty", params, lam, mask, jnp.square)
 
 
 def l1_penalty(params, lam: float, mask: Any = None):
@@ -440,7 +445,5 @@ def l1_penalty(params, lam: float, mask: Any = None):
     Reference: Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3, eq. (95); Tibshirani, "Regression
     shrinkage and selection via the lasso", JRSS B, 1996.
     """
-    if isinstance(lam, (int, float)) and not lam >= 0:  # a traced lam (under jit) is not checked
-        raise ValueError(f"l1_penalty: expected lam >= 0, got {lam!r}")
     # |w| written as w sgn(w) so that the gradient is sgn(w) with sgn(0) = 0, as in Nielsen's eq. (97).
-    return lam * _penalty("l1_penalty", params, mask, lambda w: w * jnp.sign(w))
+    return lam * _penalty("l1_penalty", params, lam, mask, lambda w: w * jnp.sign(w))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from fnn import checks
+
 __all__ = ["labels_of", "accuracy", "error_rate", "top_k_accuracy", "confusion_matrix",
            "precision_recall_f1", "METRICS", "get_metric"]
 
@@ -81,8 +83,7 @@ def top_k_accuracy(outputs, targets, k: int = 5):
 
     Reference: Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep CNNs", NeurIPS 2012, sec. 6.
     """
-    if not (isinstance(k, int) and k >= 1):
-        raise ValueError(f"top_k_accuracy: expected an integer k >= 1, got {k!r}")
+    checks.positive_int("top_k_accuracy", k=k)
     t = labels_of(outputs, targets)
     target_score = jnp.take_along_axis(outputs, t[..., None], axis=-1)
     rank = jnp.sum(outputs > target_score, axis=-1)
@@ -107,6 +108,7 @@ def confusion_matrix(outputs, targets, num_classes: int | None = None):
     if outputs.ndim == 1:
         if num_classes is None:
             raise ValueError("confusion_matrix: integer predictions of shape (n,) need num_classes=C")
+        checks.positive_int("confusion_matrix", num_classes=num_classes)
         pred, t, c = outputs.astype(jnp.int32), targets.astype(jnp.int32), num_classes
         if t.ndim != 1:
             t = jnp.argmax(targets, axis=-1)

@@ -23,7 +23,8 @@ import optax  # noqa: E402
 
 if mode.startswith("fit"):
     # fnn.train.fit with a BatchNorm model: with mesh= on all devices ("fit-mesh") or on one ("fit-single").
-    from fnn import layers as L, losses, optimizers
+    from fnn import layers as L
+    from fnn import losses, optimizers
     from fnn.train import distributed as dist
     from fnn.train import fit
 
@@ -39,8 +40,8 @@ if mode.startswith("fit"):
     np.savez(out, devices=jax.device_count(), **{f"leaf{i}": np.asarray(l) for i, l in enumerate(leaves)})
     sys.exit(0)
 
-from fnn.train import distributed as dist
 from fnn.layers import Dense, Relu, serial  # noqa: E402
+from fnn.train import distributed as dist  # noqa: E402
 
 STEPS, BATCH = 25, 16
 rng = np.random.default_rng(0)

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from fnn.layers.attention import (MultiHeadAttention, MultiHeadAttentionParams, attention_weights, causal_mask,
-                           dot_product_attention)
 from fnn.layers import serial
+from fnn.layers.attention import (
+    MultiHeadAttention,
+    MultiHeadAttentionParams,
+    attention_weights,
+    causal_mask,
+    dot_product_attention,
+)
 from fnn.layers.recurrent import RNN, GRUCell
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from fnn.classic import autoencoders as A
+from fnn.classic import pretraining as P
 from fnn.layers import DenseParams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,12 +158,12 @@ def test_denoising_autoencoder_lowers_reconstruction_error():
 
 def test_pretrain_stack_and_stack_encoders(key):
     X = jax.random.uniform(key, (64, 9))
-    params, losses = A.pretrain_stack(jax.random.key(13), X, [6, 4], epochs=3, batch_size=16,
+    params, losses = P.pretrain_stack(jax.random.key(13), X, [6, 4], epochs=3, batch_size=16,
                                       optimizer=optax.adam(1e-2))
     assert [p.W.shape for p in params] == [(9, 6), (6, 4)] and all(p.V is None for p in params)
     assert all(l.shape == (3,) and l[-1] < l[0] for l in losses)
-    model, random_p = A.stack_encoders(jax.random.key(14), 9, [6, 4], 3)
-    mp = A.load_encoders(random_p, params)
+    model, random_p = P.stack_encoders(jax.random.key(14), 9, [6, 4], 3)
+    mp = P.load_encoders(random_p, params)
     for k in (0, 1):
         assert isinstance(mp[2 * k], DenseParams)
         np.testing.assert_array_equal(mp[2 * k].W, params[k].W)
@@ -171,7 +172,7 @@ def test_pretrain_stack_and_stack_encoders(key):
     h2 = jax.nn.sigmoid(jax.nn.sigmoid(X @ params[0].W + params[0].b[None]) @ params[1].W + params[1].b[None])
     np.testing.assert_allclose(model.apply(mp, X), h2 @ mp[4].W + mp[4].b[None], rtol=1e-5, atol=1e-6)
     y = jnp.arange(64) % 3
-    _, ft_losses = A.fine_tune(jax.random.key(15), model, mp, X, y, epochs=20, batch_size=16,
+    _, ft_losses = P.fine_tune(jax.random.key(15), model, mp, X, y, epochs=20, batch_size=16,
                                optimizer=optax.adam(1e-2))
     assert ft_losses[-1] < ft_losses[0]
 
@@ -181,9 +182,9 @@ def test_bad_input():
         A.autoencoder(0)
     with pytest.raises(ValueError, match=r"pretrain_stack: expected a non-empty list of positive hidden sizes, got "
                                          r"\[8, 0\]"):
-        A.pretrain_stack(jax.random.key(0), jnp.zeros((4, 3)), [8, 0])
+        P.pretrain_stack(jax.random.key(0), jnp.zeros((4, 3)), [8, 0])
     with pytest.raises(ValueError, match=r"stack_encoders: expected .* got \[\]"):
-        A.stack_encoders(jax.random.key(0), 3, [], 2)
+        P.stack_encoders(jax.random.key(0), 3, [], 2)
     with pytest.raises(ValueError, match=r"autoencoder_objective: reconstruction='bce' needs a sigmoid decoder"):
         A.autoencoder_objective(A.autoencoder(2, output="linear"))
     with pytest.raises(ValueError, match=r"masking_noise: expected rate .* in \[0, 1\), got 1.0"):
@@ -194,7 +195,7 @@ def test_bad_input():
         ae.apply(p, jnp.ones((2, 4)))
     with pytest.raises(ValueError, match=r"load_encoders: expected pretrained encoder weights of shapes \[\(5, 2\)\], "
                                          r"got \[\(3, 2\)\]"):
-        A.stack_encoders(jax.random.key(0), 5, [2], 2, pretrained=[p])
+        P.stack_encoders(jax.random.key(0), 5, [2], 2, pretrained=[p])
 
 
 def test_examples_run_quickly(tmp_path):

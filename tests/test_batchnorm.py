@@ -32,7 +32,7 @@ def test_train_step_normalizes_with_the_batch_and_updates_the_ema():
     x = rng.standard_normal((6, 2, 2, 3)) * [1.0, 2.0, 0.5] + [0.0, 3.0, -1.0]
     beta, gamma = rng.standard_normal(3), rng.standard_normal(3)
     old_mean, old_var = rng.standard_normal(3), rng.random(3) + 0.5
-    layer = L.BatchNorm(momentum=0.9)
+    layer = L.BatchNorm(momentum=0.9, debias=False)   # the textbook EMA, checked against its recursion
     with jax.enable_x64(True):
         params = L.BatchNormParams(jnp.asarray(beta), jnp.asarray(gamma))
         state = L.BatchNormState(jnp.asarray(old_mean), jnp.asarray(old_var), jnp.asarray(4, jnp.int32))
@@ -51,7 +51,7 @@ def test_train_step_normalizes_with_the_batch_and_updates_the_ema():
 def test_ema_over_many_steps_follows_the_recursion_and_eval_uses_it():
     rng = np.random.default_rng(1)
     batches = rng.standard_normal((5, 8, 2)) * 2 + 1
-    model = L.serial(L.BatchNorm(axis=0, momentum=0.8))
+    model = L.serial(L.BatchNorm(axis=0, momentum=0.8, debias=False))
     _, params, state = L.init_with_state(model, key(0), (-1, 2))
     step = jax.jit(lambda s, x: model.apply(params, x, state=s)[1])
     mean, var = np.zeros(2), np.ones(2)
@@ -163,3 +163,23 @@ def test_serial_dense_batchnorm_relu_dense_trains_with_grad_and_threaded_state()
     # the running mean tracks the Dense layer's output over the data
     h = np.asarray(X) @ np.asarray(params[0].W) + np.asarray(params[0].b)
     np.testing.assert_allclose(state[1].mean, h.mean(axis=0), atol=0.15 * h.std(axis=0).max())
+
+
+def test_the_default_ema_starts_as_a_cumulative_average_then_follows_the_recursion():
+    """Integrity issue, item 7: w_t = max(1 - momentum, 1 / t), so the initial mean 0 / variance 1 are forgotten
+    at the first batch and a short run's running averages are the average of its batches."""
+    rng = np.random.default_rng(5)
+    batches = rng.standard_normal((12, 8, 2)) * 3 + 2
+    model = L.serial(L.BatchNorm(axis=0, momentum=0.75))             # 1 / (1 - 0.75) = 4 batches cumulative
+    _, params, state = L.init_with_state(model, key(0), (-1, 2))
+    step = jax.jit(lambda s, x: model.apply(params, x, state=s)[1])
+    mean, var = np.zeros(2), np.ones(2)
+    for t, x in enumerate(batches, start=1):
+        state = step(state, jnp.asarray(x, jnp.float32))
+        w = max(0.25, 1 / t)
+        mean = (1 - w) * mean + w * x.mean(axis=0)
+        var = (1 - w) * var + w * x.var(axis=0, ddof=1)
+        if t == 4:   # still the plain average of the first four batches
+            np.testing.assert_allclose(state[0].mean, batches[:4].mean(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(state[0].mean, mean, rtol=1e-5)
+    np.testing.assert_allclose(state[0].var, var, rtol=1e-5)

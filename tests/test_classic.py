@@ -8,8 +8,8 @@ import pytest
 import scipy.stats
 
 from fnn import classic
-from fnn.classic import annealing
 from fnn import layers as core
+from fnn.classic import annealing
 
 
 @pytest.mark.parametrize("gate,op", [("AND", lambda a, b: a & b), ("OR", lambda a, b: a | b),

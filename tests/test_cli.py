@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from fnn import cli, optimizers
-from fnn.train import checkpoint
+from fnn.train import TrainState, checkpoint, checkpoint_tree
 from fnn.train.callbacks import History
-from fnn.train import TrainState, checkpoint_tree
 
 TINY = ["--hidden", "16", "--batch-size", "64", "--no-progress", "--optimizer", "sgd", "--lr", "0.2"]
 

@@ -42,5 +42,6 @@ def test_main_race_and_compare_cli(tmp_path, capsys):
     assert "ratio fnn / optax" in out and (tmp_path / "compare-sgd.png").exists()
     assert fc.main(["nope", "--out", str(tmp_path)]) == 2
     assert "no optax twin for 'nope'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        fc.main([])  # neither a rule nor --race
+    # neither a rule nor --race: the default rule, adam (integrity issue: `fnn compare` alone used to exit 2)
+    assert fc.main(["--steps", "3", "--out", str(tmp_path)]) == 0
+    assert "| adam (lr=" in capsys.readouterr().out

@@ -1,13 +1,19 @@
 """Babysitting diagnostics: activation statistics, the initialization experiment, gradient norms, update ratios,
 loss verdicts, overfit_small, callbacks inside fit, plots."""
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn import layers as core
-from fnn.debug import diagnostics as dg
+from fnn import debug as dg
 from fnn import initializers as ini
+from fnn import layers as core
+
+
+def np_dense(p, x):
+    return np.asarray(x, np.float64) @ np.asarray(p.W, np.float64) + np.asarray(p.b, np.float64)
 
 
 def test_activation_stats_match_numpy(key):
@@ -146,3 +152,43 @@ def test_plots(tmp_path, key):
         dg.plot_decision_boundary(lambda z: z, jnp.ones((3, 3)), y[:3], tmp_path / "y.png")
     with pytest.raises(ValueError, match="layer_outputs: expected one params entry per layer \\(4\\), got 2"):
         dg.layer_outputs(layers, params[:2], x)
+
+
+def test_activation_stats_on_a_batchnorm_model_in_eval_mode(key):
+    """train=False normalizes with the running averages from the state; layers are named by path."""
+    model = core.serial(core.Dense(6), core.BatchNorm(axis=0).named("bn"), core.Tanh, core.Dense(3), core.Relu)
+    _, params, state = core.init_with_state(model, key, (-1, 4))
+    x = jax.random.normal(key, (32, 4))
+    for _ in range(3):  # a few training calls move the running averages away from (0, 1)
+        _, state = model.apply(params, 3.0 * x + 1.0, state=state)
+    stats = dg.activation_stats(model, params, x, state=state, train=False)
+    assert [s.path for s in stats] == ["2/Tanh", "4/Relu"] and [s.name for s in stats] == ["Tanh", "Relu"]
+    h = np_dense(params[0], x)
+    bn, s = params[1], state[1]
+    z = np.asarray(bn.gamma) * (h - np.asarray(s.mean)) / np.sqrt(np.asarray(s.var) + 1e-5) + np.asarray(bn.beta)
+    a = np.tanh(z)
+    r = np.maximum(np_dense(params[3], a), 0)
+    np.testing.assert_allclose([stats[0].mean, stats[0].std], [a.mean(), a.std()], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([stats[1].mean, stats[1].std], [r.mean(), r.std()], rtol=1e-4, atol=1e-6)
+    every = dg.activation_stats(model, params, x, state=state, train=False, which="all")
+    assert [t.path for t in every] == ["0/Dense", "bn", "2/Tanh", "3/Dense", "4/Relu"]
+    assert [t.path for t in dg.activation_stats(list(model.children), params, x, state=state, train=False)] == [
+        "2/Tanh", "4/Relu"]
+    with pytest.raises(ValueError, match=r"layer_outputs: the layers \['bn'\] carry state and train=False "
+                                         r"normalizes with it, but no state= was given; pass state="):
+        dg.activation_stats(model, params, x, train=False)
+    with pytest.raises(TypeError, match=r"layer_outputs: got the keyword argument\(s\) \['trian'\]"):
+        dg.activation_stats(model, params, x, state=state, trian=False)
+    with pytest.raises(TypeError, match=r"activation_stats: expected a serial model or the sequence of layers"):
+        dg.activation_stats(core.Dense(3), params[0], x)
+
+
+def test_activation_monitor_uses_the_model_state(key):
+    model = core.serial(core.Dense(6), core.BatchNorm(axis=0), core.Tanh)
+    _, params, state = core.init_with_state(model, key, (-1, 4))
+    x = jax.random.normal(key, (16, 4))
+    mon = dg.ActivationMonitor(model, x, print_fn=None)
+    mon.on_epoch_end(1, {}, types.SimpleNamespace(params=params, state=state))
+    (epoch, stats), = mon.records
+    want = dg.activation_stats(model, params, x, state=state, train=False)
+    assert epoch == 1 and stats == want and stats[0].path == "2/Tanh"

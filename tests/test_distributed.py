@@ -85,7 +85,8 @@ def test_fit_with_mesh_equals_fit_on_one_device_including_batchnorm_statistics(t
 
 
 def test_fit_rejects_a_batch_that_does_not_divide_over_the_mesh():
-    from fnn import layers as L, losses, optimizers
+    from fnn import layers as L
+    from fnn import losses, optimizers
     from fnn.train import fit
 
     model = L.serial(L.Dense(2))

@@ -1,4 +1,5 @@
-"""fnn.train.ensembles: vmapped members equal models trained one by one; sweeps; prediction averaging; parameter averages.
+"""fnn.train ensembles, sweeps, fit_batch: vmapped runs equal models trained one by one; prediction and parameter
+averages.
 
 References: ``fnn.train.fit`` run once per member/setting (the one-by-one runs), NumPy means and recurrences.
 """
@@ -10,13 +11,25 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import losses
-from fnn.train import checkpoint
 from fnn import layers as core
+from fnn import losses
 from fnn.data import load_digits
-from fnn.train.ensembles import (average_checkpoints, average_trees, ema_params, evaluate_ensemble, fit_ensemble, grid,
-                           init_ensemble, predict_ensemble, sweep, with_ema)
-from fnn.train import fit
+from fnn.optimizers import chain
+from fnn.optimizers.transforms import average_params
+from fnn.train import (
+    average_checkpoints,
+    average_trees,
+    checkpoint,
+    cross_seeds,
+    evaluate_ensemble,
+    fit,
+    fit_batch,
+    fit_ensemble,
+    grid,
+    init_ensemble,
+    predict_ensemble,
+    sweep,
+)
 
 CE = losses.softmax_cross_entropy_with_integer_labels
 MODEL = core.mlp([12, 10], core.Tanh)
@@ -121,9 +134,10 @@ def test_average_trees_and_checkpoints(digits, tmp_path):
         average_checkpoints(tmp_path / "empty", params)
 
 
-def test_with_ema_tracks_the_moving_average_of_the_params():
+def test_average_params_tracks_the_moving_average_of_the_params():
+    # the one parameter-averaging API: average_params(decay) placed last in a chain (was with_ema/ema_params)
     decay, lr = 0.8, 0.1
-    opt = with_ema(optax.sgd(lr), decay)
+    opt = chain(optax.sgd(lr), average_params(decay))
     params = {"w": jnp.asarray([1.0, -2.0])}
     state = opt.init(params)
     ema, p = np.array([1.0, -2.0]), np.array([1.0, -2.0])
@@ -134,11 +148,9 @@ def test_with_ema_tracks_the_moving_average_of_the_params():
         p = p - lr * np.array([0.5 * t, 1.0])
         ema = decay * ema + (1 - decay) * p
     np.testing.assert_allclose(params["w"], p, rtol=1e-6)
-    np.testing.assert_allclose(ema_params(state)["w"], ema, rtol=1e-6)
-    with pytest.raises(ValueError, match="no EmaState"):
-        ema_params(optax.sgd(0.1).init(params))
-    with pytest.raises(ValueError, match=r"decay must lie in \[0, 1\)"):
-        with_ema(optax.sgd(0.1), 1.0)
+    np.testing.assert_allclose(state[-1].average["w"], ema, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"average_params: decay must lie in \[0, 1\)"):
+        average_params(1.0)
 
 
 def test_ensemble_argument_errors(digits):
@@ -176,3 +188,48 @@ def test_non_finite_member_keeps_its_last_good_params_like_fit(digits):
         assert f"at epoch 1, step {(7, 1)[k]} " in one.history.stop_reason   # each member its own bad step
         assert_trees_close(member(result.params, k), one.params, rtol=2e-5, atol=2e-6)
         assert np.all(np.isfinite(np.concatenate([np.ravel(a) for a in jax.tree.leaves(member(result.params, k))])))
+
+
+def test_configurations_by_seeds_in_one_program(digits):
+    X, y, _, _ = digits
+    seeds = jax.random.split(jax.random.key(7), 2)
+    hp, run_keys = cross_seeds(grid(learning_rate=[0.05, 0.2]), seeds)
+    # run b = configuration b // 2 with seed b % 2 (configuration-major, like itertools.product)
+    want = list(itertools.product([0.05, 0.2], range(2)))
+    np.testing.assert_allclose(hp["learning_rate"], [c for c, _ in want], rtol=1e-7)
+    for b, (_, s) in enumerate(want):
+        np.testing.assert_array_equal(jax.random.key_data(run_keys[b]), jax.random.key_data(seeds[s]))
+    params = init_ensemble(MODEL.init, run_keys, (-1, 64))
+    make = lambda learning_rate: optax.sgd(learning_rate, momentum=0.9)  # noqa: E731
+    result = fit_batch(MODEL.apply, params, make, CE, X, y, epochs=2, batch_size=30, keys=run_keys, hparams=hp,
+                       verbose=False)
+    assert np.shape(result.history["loss"]) == (2, 4) and result.history["steps"][-1] == [16] * 4
+    for b in (1, 2):   # (config 0, seed 1) and (config 1, seed 0), each trained alone
+        lr, s = want[b]
+        _, p = MODEL.init(seeds[s], (-1, 64))
+        one = fit(MODEL.apply, p, make(float(hp["learning_rate"][b])), CE, X, y, epochs=2, batch_size=30,
+                  key=seeds[s], verbose=False)
+        assert_trees_close(member(result.params, b), one.params, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose([r[b] for r in result.history["loss"]], one.history["loss"], rtol=2e-5)
+    with pytest.raises(ValueError, match=r"fit_batch: expected 4 keys .* or one shared key, got keys of shape \(2,\)"):
+        fit_batch(MODEL.apply, params, make, CE, X, y, epochs=1, batch_size=30, keys=seeds, hparams=hp)
+    with pytest.raises(ValueError, match=r"fit_batch: expected every hyper-parameter to be a 1-D list of 4 values"):
+        fit_batch(MODEL.apply, params, make, CE, X, y, epochs=1, batch_size=30, keys=run_keys,
+                  hparams={"learning_rate": [0.1, 0.2]})
+    with pytest.raises(ValueError, match=r"cross_seeds: expected hparams \{name: 1-D values\} of one length"):
+        cross_seeds({"a": [1.0, 2.0], "b": [1.0]}, seeds)
+
+
+def test_sweep_l2_decays_the_weights_only():
+    # one l2-only SGD step per setting: W <- (1 - lr l2) W, the bias 5.0 unchanged (fnn.losses.l2_penalty's mask)
+    model = core.Dense(2)
+    _, params = model.init(jax.random.key(0), (-1, 3))
+    params = params._replace(b=jnp.full(2, 5.0))
+    x, t = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    zero_loss = lambda o, _: 0.0 * jnp.mean(o)  # noqa: E731
+    hp = {"learning_rate": [0.5, 0.5], "l2": [0.0, 0.2]}
+    result = sweep(model.apply, params, lambda learning_rate: optax.sgd(learning_rate), zero_loss, x, t, hparams=hp,
+                   epochs=1, batch_size=4, key=jax.random.key(1), metrics=(), verbose=False)
+    for k, lam in enumerate(hp["l2"]):
+        np.testing.assert_allclose(member(result.params, k).W, (1 - 0.5 * lam) * np.asarray(params.W), rtol=1e-6)
+        np.testing.assert_array_equal(member(result.params, k).b, np.full(2, 5.0))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import fnn.layers as core
-from fnn.debug import gradcheck as gc
 from fnn.cli import gradcheck as gc_cli
+from fnn.debug import gradcheck as gc
 from fnn.layers import Layer
 
 

@@ -180,3 +180,11 @@ def test_errors(key, make, shape, match):
     with pytest.raises((ValueError, TypeError), match=match):
         init = make()
         init(key, shape)
+
+
+def test_choice_messages_come_from_fnn_checks():
+    with pytest.raises(ValueError, match=r"^variance_scaling: mode must be one of 'fan_in', 'fan_out', 'fan_avg', "
+                                         r"got 'fan_max'; pick one\.$"):
+        I.variance_scaling(1.0, "fan_max", "normal")
+    with pytest.raises(ValueError, match=r"^sparse: in_axis must be one of -2, -1, 0, 1, got 2; in_axis is an axis"):
+        I.sparse(3, in_axis=2)

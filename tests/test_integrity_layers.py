@@ -55,3 +55,54 @@ def test_integer_images_into_a_convolution_name_the_dtype():
     with pytest.raises(TypeError, match=r"Conv.*expected floating-point inputs, got dtype uint8; convert images "
                                         r"first, e.g. X.astype\(np.float32\) / 255"):
         conv.apply(params, np.zeros((2, 8, 8, 1), np.uint8))
+
+
+# ------------------------------------------------------------- integrity item 4: gradients of another shape
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "adam", "rmsprop", "nadam", "lbfgs"])
+def test_a_broadcastable_gradient_shape_is_refused_by_every_rule_and_apply_updates(rule):
+    from fnn import optimizers
+    params = {"W": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    grads = {"W": jnp.ones((4, 3, 2)), "b": jnp.zeros(2)}
+    opt = optimizers.from_name(rule, 0.1)
+    state = opt.init(params)
+    with pytest.raises(ValueError, match=r"the gradient of \['W'\] has shape \(4, 3, 2\) but its \w+ leaf has "
+                                         r"shape \(3, 2\)"):
+        opt.update(grads, state, params)
+    with pytest.raises(ValueError, match=r"apply_updates: the gradient of \['W'\] has shape \(4, 3, 2\)"):
+        optimizers.apply_updates(params, grads)
+
+
+@pytest.mark.parametrize("make", ["sgd", "adam", "momentum"])
+@pytest.mark.parametrize("bad, must", [(float("inf"), "be finite"), (float("nan"), "be > 0")])
+def test_infinite_or_nan_learning_rates_are_refused(make, bad, must):
+    from fnn import optimizers
+    with pytest.raises(ValueError, match=rf"{make}: learning_rate must {must}, got learning_rate={bad}"):
+        getattr(optimizers, make)(bad)
+
+
+def test_step_decay_refuses_growth_like_the_other_schedules():
+    from fnn.optimizers import schedules
+    with pytest.raises(ValueError, match=r"step_decay: factor must lie in \[0, 1\], got factor=2.0; a decay "
+                                         r"multiplies"):
+        schedules.step_decay(0.1, 10, 2.0)
+    assert float(schedules.step_decay(0.1, 10, 1.0)(25)) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "nadam", "lbfgs"])
+def test_a_state_of_another_optimizer_is_named(rule):
+    from fnn import optimizers
+    params = {"W": jnp.ones((3, 2))}
+    opt, other = optimizers.from_name(rule, 0.1), optimizers.from_name("adadelta", 0.1)
+    with pytest.raises((TypeError, ValueError), match=r"expected the \w+ that \w+'s init returns, got \w+; pass the "
+                                                     r"state made by this optimizer's init|chain: expected a state "):
+        opt.update(params, other.init(params), params)
+
+
+@pytest.mark.parametrize("make", ["BatchNorm", "LayerNorm"])
+def test_normalization_names_a_wrong_feature_width(make):
+    layer = layers.BatchNorm(axis=0) if make == "BatchNorm" else layers.LayerNorm()
+    _, params, state = layers.init_with_state(layer, jax.random.key(0), (-1, 4))
+    kwargs = {} if state is None else {"state": state}
+    with pytest.raises(ValueError, match=rf"{make}: expected inputs whose normalized features have shape \(4,\) .*"
+                                         r"got inputs of shape \(2, 5\) with features \(5,\); re-initialise"):
+        layer.apply(params, jnp.ones((2, 5)), **kwargs)

@@ -76,7 +76,8 @@ CASES = {  # name -> (fnn call, NumPy reference, closed-form gradient w.r.t. the
 
 
 def test_every_loss_is_covered():
-    losses = {n for n in L.__all__ if n not in ("l2_penalty", "l1_penalty", "weight_mask", "BIAS_NAMES")}
+    penalties = ("l2_penalty", "l1_penalty", "weight_mask", "resolve_mask", "BIAS_NAMES")
+    losses = {n for n in L.__all__ if n not in penalties}
     assert losses <= {n.removesuffix("_ww").removesuffix("_cs") for n in CASES}
 
 
@@ -297,13 +298,14 @@ def test_explicit_masks_override():
     b1 = np.asarray(params[0].b)
     only_b1 = (DenseParams(W=False, b=True), (), DenseParams(W=False, b=False))
     np.testing.assert_allclose(float(L.l2_penalty(params, 1.0, mask=only_b1)), 0.5 * np.sum(b1 ** 2), rtol=1e-6)
-    everything = L.l1_penalty(params, 1.0, mask=lambda path: True)
+    everything = L.l1_penalty(params, 1.0, mask=True)
     total = sum(np.abs(np.asarray(x)).sum() for x in jax.tree_util.tree_leaves(params))
     np.testing.assert_allclose(float(everything), total, rtol=1e-6)
-    first_layer = L.l2_penalty(params, 1.0, mask=lambda path: path[0].idx == 0)
+    first_layer = L.l2_penalty(params, 1.0, mask=lambda p: jax.tree_util.tree_map_with_path(
+        lambda path, _: path[0].idx == 0, p))
     np.testing.assert_allclose(float(first_layer), 0.5 * (np.sum(np.asarray(params[0].W) ** 2) + np.sum(b1 ** 2)),
                                rtol=1e-6)
-    assert float(L.l2_penalty(params, 1.0, mask=lambda path: False)) == 0.0
+    assert float(L.l2_penalty(params, 1.0, mask=False)) == 0.0
 
 
 def test_l1_subgradient_at_zero_is_zero():

@@ -2,10 +2,10 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from sklearn.metrics import confusion_matrix as sk_confusion, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix as sk_confusion
+from sklearn.metrics import precision_recall_fscore_support
 
-from fnn.metrics import (accuracy, confusion_matrix, error_rate, get_metric, precision_recall_f1,
-                         top_k_accuracy)
+from fnn.metrics import accuracy, confusion_matrix, error_rate, get_metric, precision_recall_f1, top_k_accuracy
 
 RNG = np.random.default_rng(0)
 SCORES = RNG.normal(size=(200, 5)).astype(np.float32)
@@ -48,3 +48,11 @@ def test_metric_errors_and_lookup():
     with pytest.raises(ValueError, match="unknown metric 'acc'; valid names: accuracy"):
         get_metric("acc")
     assert get_metric("accuracy") == ("accuracy", accuracy)
+
+
+def test_argument_messages_come_from_fnn_checks():
+    with pytest.raises(ValueError, match=r"^top_k_accuracy: k must be a positive integer \(k >= 1\), got k=2.5; "):
+        top_k_accuracy(jnp.zeros((2, 3)), jnp.zeros(2, jnp.int32), k=2.5)
+    with pytest.raises(ValueError, match=r"^confusion_matrix: num_classes must be a positive integer .*got "
+                                         r"num_classes=0"):
+        confusion_matrix(jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32), num_classes=0)

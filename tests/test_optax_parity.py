@@ -16,7 +16,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from fnn import optimizers as fo
-from fnn.optimizers import skip_biases
+from fnn.losses import weight_mask
 
 STEPS = 100
 TOL = {"float32": 1e-5, "float64": 1e-10}
@@ -74,8 +74,8 @@ TWINS = {
                  lambda lr: optax.adadelta(100 * lr, rho=0.9, eps=1e-6)),
     "adam": ("adaptive", fo.adam, optax.adam),
     "adamw": ("adaptive", lambda lr: fo.adamw(lr, weight_decay=0.1),
-              lambda lr: optax.adamw(lr, weight_decay=0.1, mask=skip_biases)),
-    "adamw_decay_all": ("adaptive", lambda lr: fo.adamw(lr, weight_decay=0.1, mask=None),
+              lambda lr: optax.adamw(lr, weight_decay=0.1, mask=weight_mask)),
+    "adamw_decay_all": ("adaptive", lambda lr: fo.adamw(lr, weight_decay=0.1, mask=True),
                         lambda lr: optax.adamw(lr, weight_decay=0.1)),
     "adamax": ("adaptive", fo.adamax, optax.adamax),
     "nadam": ("adaptive", fo.nadam, optax.nadam),

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-import fnn.optimizers.adaptive
 import fnn.optimizers
+import fnn.optimizers.adaptive
+import fnn.optimizers.first_order
 import fnn.optimizers.schedules
 import fnn.optimizers.second_order
 import fnn.optimizers.transforms
@@ -233,8 +234,74 @@ def test_delta_bar_delta_matches_numpy_loop(theta):
         assert np.any(np.asarray(state.gain) > 1.2) and np.any(np.asarray(state.gain) < 0.9)  # both branches
 
 
-@pytest.mark.parametrize("module", [fnn.optimizers.first_order, fnn.optimizers.adaptive, fnn.optimizers.second_order, fnn.optimizers.schedules,
-                                    fnn.optimizers.transforms])
+@pytest.mark.parametrize("module", [fnn.optimizers.base, fnn.optimizers.first_order, fnn.optimizers.adaptive,
+                                    fnn.optimizers.second_order, fnn.optimizers.schedules, fnn.optimizers.transforms])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_lift_passes_hyper_parameters_by_name():
+    seen = []
+
+    def leaf(g, m, *, lr, b1):  # keyword-only: the order of the dict cannot permute them
+        seen.append((lr, b1))
+        return -lr * g + b1 * m, m + g
+
+    grads = {"a": jnp.ones(2), "b": jnp.full(3, 2.0)}
+    m = jax.tree.map(jnp.zeros_like, grads)
+    u1, (m1,) = fo.lift("rule", leaf, grads, (m,), {"b1": 0.9, "lr": 0.1})
+    u2, _ = fo.lift("rule", leaf, grads, (m,), {"lr": 0.1, "b1": 0.9})
+    assert seen == [(0.1, 0.9)] * 4
+    for a, b, g in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), jax.tree.leaves(grads)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, -0.1 * np.asarray(g), rtol=1e-7)
+    np.testing.assert_array_equal(m1["b"], np.full(3, 2.0))
+    with pytest.raises(TypeError, match="b1"):  # a missing hyper-parameter is named, never silently shifted
+        fo.lift("rule", leaf, grads, (m,), {"lr": 0.1})
+    # arrays (schedule values) are cast to each leaf's dtype; Python numbers stay weakly typed
+    out, _ = fo.lift("rule", lambda g, *, lr: g * lr, jnp.ones(2, jnp.bfloat16), (), {"lr": jnp.asarray(0.5)})
+    assert out.dtype == jnp.bfloat16
+
+
+def test_adamw_is_adam_plus_decoupled_decay_by_composition():
+    f, params = problem()
+    mask = {"w": True, "b": False}
+    adamw = fo.adamw(0.05, weight_decay=0.3, mask=mask)
+    composed = fo.chain(fo.scale_by_adam(), fnn.optimizers.transforms.weight_decay(0.3, mask), fo.sgd(0.05))
+    no_decay, adam = fo.adamw(0.05, weight_decay=0.0), fo.adam(0.05)
+    states = [opt.init(params) for opt in (adamw, composed, no_decay, adam)]
+    ps = [params] * 4
+    for _ in range(5):
+        for i, opt in enumerate((adamw, composed, no_decay, adam)):
+            u, states[i] = opt.update(jax.grad(f)(ps[i]), states[i], ps[i])
+            ps[i] = fo.apply_updates(ps[i], u)
+    for a, b in zip(jax.tree.leaves(ps[0]), jax.tree.leaves(ps[1])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(ps[2]), jax.tree.leaves(ps[3])):
+        np.testing.assert_array_equal(a, b)  # wd = 0: exactly Adam
+    assert not np.allclose(ps[0]["w"], ps[3]["w"]) and np.array_equal(ps[0]["b"], ps[1]["b"])
+    assert isinstance(states[0][0], fo.AdamState) and int(states[0][0].count) == 5
+    with pytest.raises(ValueError, match=r"adamw: update needs params for the weight decay"):
+        adamw.update(jax.grad(f)(params), adamw.init(params))
+
+
+def test_adam_moment_block_matches_numpy_and_optax():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        gs = rng.normal(size=(6, 4))
+        b1, b2, eps = 0.8, 0.95, 1e-8
+        m = v = np.zeros(4)
+        opt, twin = fo.scale_by_adam(b1, b2, eps), optax.scale_by_adam(b1, b2, eps)
+        s, s_twin = opt.init(jnp.zeros(4)), twin.init(jnp.zeros(4))
+        for t, g in enumerate(gs, start=1):
+            got = fo.adam_moments(jnp.asarray(g), jnp.asarray(m), jnp.asarray(v), b1=b1, b2=b2,
+                                  bc1=1 - b1 ** t, bc2=1 - b2 ** t)
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g ** 2
+            m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+            for a, b in zip(got, (m, v, m_hat, v_hat)):
+                np.testing.assert_allclose(a, b, rtol=1e-12)
+            u, s = opt.update(jnp.asarray(g), s)
+            u_twin, s_twin = twin.update(jnp.asarray(g), s_twin)
+            np.testing.assert_allclose(u, m_hat / (np.sqrt(v_hat) + eps), rtol=1e-12)
+            np.testing.assert_allclose(u, u_twin, rtol=1e-12)

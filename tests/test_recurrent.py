@@ -10,8 +10,18 @@ import pytest
 from jax.test_util import check_grads
 
 from fnn.layers import Dense, serial
-from fnn.layers.recurrent import (Bidirectional, BidirectionalParams, GRUCell, LSTMCell, LSTMParams, LSTMState, RNN,
-                           SimpleRNNCell, scan_cell, sequence_mask)
+from fnn.layers.recurrent import (
+    RNN,
+    Bidirectional,
+    BidirectionalParams,
+    GRUCell,
+    LSTMCell,
+    LSTMParams,
+    LSTMState,
+    SimpleRNNCell,
+    scan_cell,
+    sequence_mask,
+)
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 CELLS = {"elman": lambda H: SimpleRNNCell(H), "lstm": lambda H: LSTMCell(H),

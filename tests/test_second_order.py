@@ -94,3 +94,12 @@ def test_second_order_needs_params(opt):
     x = jnp.zeros(4)
     with pytest.raises(ValueError, match=r"update needs params"):
         opt.update(x, opt.init(x))
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"memory_size": 2.5}, r"^lbfgs: memory_size must be a positive integer \(memory_size >= 1\), got memory_size=2.5"),
+    ({"max_backtracking_steps": 1.5}, r"^lbfgs: max_backtracking_steps must be an integer >= 0, got "),
+])
+def test_lbfgs_integer_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fo.lbfgs(**kwargs)

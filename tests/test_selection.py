@@ -1,4 +1,5 @@
-"""Tests for fnn.train.selection: grid order against itertools, random search by its statistics (SciPy KS and chi-square),
+"""Tests for fnn.train.selection: grid order against itertools, random search by its statistics (SciPy KS and
+chi-square),
 folds against scikit-learn, cross-validation against the ridge PRESS closed form, and an end-to-end choice of the
 ridge penalty against the normal equations."""
 import itertools
@@ -10,6 +11,8 @@ import pytest
 from scipy import stats
 
 from fnn.train import selection as sel
+
+
 def test_grid_size_and_order_follow_itertools_product():
     grid = {"lr": [0.1, 0.01, 0.001], "hidden": [32, 64], "act": ["relu", "tanh"]}
     configs = sel.grid_configs(grid)

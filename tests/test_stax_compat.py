@@ -189,3 +189,15 @@ def test_shape_dependent_and_stax_function_aliases():
         np.testing.assert_allclose(getattr(fnn_stax, name)(x), getattr(jax_stax, name)(x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fnn_stax.standardize(x, axis=0), jax_stax.standardize(x, axis=0), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_keys_reach_stax_layers_inside_fnn_serial_as_in_stax_serial():
+    """fnn's serial splits the key as stax's does and hands it to stax's layers as rng=, fnn's layers as key=."""
+    x = randn(3, (4, 50))
+    for keyword in ("key", "rng"):
+        y_f = fnn_stax.serial(fnn_stax.Identity, jax_stax.Dropout(0.5))[1](((), ()), x, **{keyword: KEY})
+        y_s = jax_stax.serial(jax_stax.Identity, jax_stax.Dropout(0.5))[1](((), ()), x, rng=KEY)
+        np.testing.assert_array_equal(y_f, y_s)
+    mixed = jax_stax.serial(jax_stax.Identity, fnn_stax.Dropout(0.5))[1](((), ()), x, rng=KEY)
+    np.testing.assert_array_equal(mixed, fnn_stax.serial(fnn_stax.Identity, fnn_stax.Dropout(0.5)).apply(
+        ((), ()), x, key=KEY))

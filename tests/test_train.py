@@ -9,15 +9,31 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import losses
-from fnn.train import checkpoint
 from fnn import layers as core
-from fnn.train.callbacks import EarlyStopping, History, format_epoch_line
+from fnn import losses
 from fnn.data import load_digits
-from fnn.layers.normalization import BatchNorm
 from fnn.debug.plots import plot_history
-from fnn.train import (SCAN_UNROLL, FitResult, FitResultWithState, TrainState, checkpoint_tree, choose_epoch_mode,
-                       choose_scan_unroll, epoch_keys, evaluate, fit, make_train_step, predict)
+from fnn.layers.normalization import BatchNorm
+from fnn.train import (
+    SCAN_UNROLL,
+    FitResult,
+    FitResultWithState,
+    TrainState,
+    checkpoint,
+    checkpoint_tree,
+    choose_epoch_mode,
+    choose_scan_unroll,
+    epoch_keys,
+    epoch_means,
+    evaluate,
+    fit,
+    make_epoch,
+    make_epoch_runner,
+    make_train_step,
+    predict,
+)
+from fnn.train.callbacks import EarlyStopping, History, format_epoch_line
+from fnn.train.loop import check_fit_arguments, choose_modes, epoch_record, non_finite_message
 
 CE = losses.softmax_cross_entropy_with_integer_labels
 
@@ -299,3 +315,71 @@ def test_epoch_line_and_argument_errors(digits):
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         fit(model.apply, params, optax.sgd(0.1), CE, X, y, epochs=1, batch_size=5, key=jax.random.key(0),
             resume=True)
+
+
+def zero_loss(outputs, targets):
+    """A loss with zero gradient: the step moves the params by the L2 term alone."""
+    return 0.0 * jnp.mean(outputs)
+
+
+def test_l2_decays_the_weights_and_leaves_biases_and_batchnorm_alone():
+    # one l2-only SGD step: W <- W - lr * l2 * W = (1 - lr l2) W (closed form), b = 5.0 stays 5.0
+    lr, lam = 0.5, 0.2
+    model = core.serial(core.Dense(2), BatchNorm(axis=0))
+    _, params, state = core.init_with_state(model, jax.random.key(0), (-1, 3))
+    params = (params[0]._replace(b=jnp.full(2, 5.0)), params[1])
+    x, t = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    step = make_train_step(model.apply, zero_loss, optax.sgd(lr), metrics=(), l2=lam, donate=False)
+    ts, _ = step(TrainState(params, optax.sgd(lr).init(params), state), x, t, jax.random.key(1))
+    got = fit(model.apply, params, optax.sgd(lr), zero_loss, x, t, epochs=1, batch_size=4, key=jax.random.key(1),
+              state=state, l2=lam, metrics=(), verbose=False)   # 4 examples, batch 4: one step
+    for new in (ts.params, got.params):
+        np.testing.assert_allclose(new[0].W, (1 - lr * lam) * np.asarray(params[0].W), rtol=1e-6)
+        np.testing.assert_array_equal(new[0].b, np.full(2, 5.0))
+        for before, after in zip(jax.tree.leaves(params[1]), jax.tree.leaves(new[1])):   # BatchNorm gamma, beta
+            np.testing.assert_array_equal(after, before)
+
+
+def test_fit_pieces_alone():
+    # the record: steps up to the first bad step; lr from a schedule at the epoch's last step
+    assert epoch_record(2, {"loss": 0.5}, -1, 10, learning_rate=lambda s: 1.0 / s) == {
+        "epoch": 3, "loss": 0.5, "lr": pytest.approx(1 / 30), "steps": 30}
+    assert epoch_record(2, {"loss": 0.5}, 4, 10, learning_rate=0.1)["steps"] == 24
+    assert "at epoch 3, step 4 (of 10 steps" in non_finite_message(2, 4, 10)
+    assert "in member 1 at epoch 3" in non_finite_message(2, 4, 10, member=1)
+    # the means: over the steps before the first bad one, nan when that is step 0, one list entry per model
+    stats = {"loss": np.array([[1.0, 2.0, 3.0, np.nan], [4.0, np.nan, 5.0, 6.0], [7.0, 8.0, 9.0, 10.0]])}
+    assert epoch_means(stats, np.array([3, 1, -1])) == {"loss": [2.0, 4.0, 8.5]}
+    assert epoch_means({"loss": np.array([1.0, 3.0])}, -1) == {"loss": 2.0}
+    assert np.isnan(epoch_means({"loss": np.array([np.nan, 1.0])}, 0)["loss"])
+    with pytest.raises(ValueError, match=r"checkpoint_every must be a positive integer .* got 0"):
+        check_fit_arguments(epochs=1, epoch_mode="auto", scan_unroll=None, resume=False, checkpoint_dir=None,
+                            checkpoint_every=0)
+    # the modes: given values are kept, "auto" and None resolved from the traced step
+    model, params = small_mlp()
+    ts = TrainState(params, optax.sgd(0.1).init(params), None)
+    x, y = jnp.zeros((4, 64)), jnp.zeros(4, jnp.int32)
+    assert choose_modes("auto", None, model.apply, CE, optax.sgd(0.1), ts, x, y, jax.random.key(0), ("accuracy",),
+                        backend="cpu") == ("scan", SCAN_UNROLL)
+    assert choose_modes("loop", 2, model.apply, CE, optax.sgd(0.1), ts, x, y, jax.random.key(0), ()) == ("loop", 2)
+
+
+def test_the_epoch_runner_serves_one_model_and_a_vmapped_batch_alike(digits):
+    X, y, _, _ = digits
+    X, y = jnp.asarray(X[:90]), jnp.asarray(y[:90])
+    model, params = small_mlp()
+    opt = optax.sgd(0.1)
+
+    def make(guard):
+        return make_epoch(model.apply, CE, opt, 30, guard=guard)
+
+    single, batch = make_epoch_runner(make), make_epoch_runner(make, batch_axes=(0,))
+    keys = jax.random.split(jax.random.key(4), 2)
+    ts = TrainState(params, opt.init(params), None)
+    stacked = jax.tree.map(lambda a: jnp.stack([a, a]), ts)
+    bts, bad, means = batch(stacked, X, y, keys, 1)
+    assert bad.tolist() == [-1, -1] and len(means["loss"]) == 2
+    for k in range(2):
+        one, one_bad, one_means = single(ts, X, y, keys[k], 1)
+        assert one_bad == -1 and one_means["loss"] == pytest.approx(means["loss"][k], rel=1e-5)
+        assert_trees_close(jax.tree.map(lambda a: a[k], bts.params), one.params, rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ import numpy as np
 import optax
 import pytest
 
+from fnn import losses as L
 from fnn import optimizers as fo
 from fnn.optimizers import transforms as ft
 
@@ -42,11 +43,11 @@ def test_clip_by_value_matches_optax():
 def test_weight_decay_masks_match_optax():
     g = grads_like(1.0)
     ours, _ = ft.weight_decay(0.1).update(g, (), PARAMS)
-    twin = optax.add_decayed_weights(0.1, mask=ft.skip_biases)
+    twin = optax.add_decayed_weights(0.1, mask=L.weight_mask)
     theirs, _ = twin.update(g, twin.init(PARAMS), PARAMS)
     assert_trees_close(ours, theirs, rtol=1e-7)
     np.testing.assert_array_equal(ours["b"], g["b"])  # biases untouched by default
-    all_ours, _ = ft.weight_decay(0.1, mask=None).update(g, (), PARAMS)
+    all_ours, _ = ft.weight_decay(0.1, mask=True).update(g, (), PARAMS)
     all_theirs, _ = optax.add_decayed_weights(0.1).update(g, optax.EmptyState(), PARAMS)
     assert_trees_close(all_ours, all_theirs, rtol=1e-7)
     np.testing.assert_allclose(all_ours["b"], g["b"] + 0.1 * PARAMS["b"], rtol=1e-7)
@@ -141,3 +142,9 @@ def test_guard_under_jit_with_a_random_key_in_the_inner_state():
     assert float(jnp.max(jnp.abs(u))) == 0.0 and int(state.skipped) == 1
     u, state = step(jnp.ones(3), state, x)
     assert float(jnp.max(jnp.abs(u))) > 0 and int(state.consecutive) == 0
+
+
+def test_average_params_decay_message():
+    with pytest.raises(ValueError, match=r"^average_params: decay must lie in \[0, 1\), got decay=1.0; pass None "
+                                         r"\(Polyak\)"):
+        ft.average_params(1.0)

@@ -21,11 +21,16 @@ from fnn.classic.rbf import (
     solve_output_weights, lms_output_weights, fit_rbf, fine_tune_rbf,
 )
 
-# --- autoencoders and greedy pre-training (fnn/classic/autoencoders.py) ---------------------------------------------
+# --- autoencoders (fnn/classic/autoencoders.py) ---------------------------------------------------------------------
 from fnn.classic.autoencoders import (
     AutoencoderParams, Autoencoder, autoencoder, masking_noise, gaussian_noise, squared_error,
     bernoulli_cross_entropy, kl_sparsity, l1_sparsity, contractive_penalty, autoencoder_objective,
-    train_autoencoder, pretrain_stack, stack_encoders, load_encoders, fine_tune,
+    train_autoencoder,
+)
+
+# --- greedy layer-wise pre-training and fine-tuning (fnn/classic/pretraining.py) ------------------------------------
+from fnn.classic.pretraining import (
+    pretrain_stack, stack_encoders, load_encoders, fine_tune,
 )
 
 # --- a conditional GAN (fnn/classic/gan.py) -------------------------------------------------------------------------
@@ -35,7 +40,7 @@ from fnn.classic.gan import (
 )
 
 # --- the modules themselves (``fnn.classic.<module>``) --------------------------------------------------
-from fnn.classic import neurons, annealing, rbf, autoencoders, gan
+from fnn.classic import neurons, annealing, rbf, autoencoders, pretraining, gan
 
 __all__ = [
     "GATES", "logic_gate", "TLUParams", "tlu", "PerceptronResult", "perceptron_train", "UAResult",
@@ -47,5 +52,5 @@ __all__ = [
     "kl_sparsity", "l1_sparsity", "contractive_penalty", "autoencoder_objective", "train_autoencoder",
     "pretrain_stack", "stack_encoders", "load_encoders", "fine_tune", "CGAN", "CGANParams", "conditional_gan",
     "generate", "discriminate", "discriminator_loss", "generator_loss", "train_cgan", "ring_of_gaussians",
-    "neurons", "annealing", "rbf", "autoencoders", "gan",
+    "neurons", "annealing", "rbf", "autoencoders", "pretraining", "gan",
 ]

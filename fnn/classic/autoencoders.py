@@ -15,7 +15,8 @@ the classic variants:
 
 Greedy layer-wise pre-training (:func:`pretrain_stack`) trains one autoencoder per hidden layer on the previous
 layer's codes; :func:`stack_encoders` stacks the encoders under a fresh output layer and :func:`fine_tune` trains
-the whole network on labels. Training loops here are small jitted ``lax.scan`` loops over epochs and mini-batches.
+the whole network on labels (those three live in ``fnn/classic/pretraining.py``). Training runs through
+``fnn.train.minimize`` (autoencoders) and ``fnn.train.fit`` (fine-tuning).
 
 References: Bengio, Lamblin, Popovici & Larochelle, "Greedy layer-wise training of deep networks", NIPS 2006;
 Vincent et al., "Stacked denoising autoencoders", JMLR 11, 2010; Rifai et al., "Contractive auto-encoders",
@@ -24,22 +25,21 @@ ICML 2011; Ng, "Sparse autoencoder", CS294A lecture notes, 2011; Goodfellow, Ben
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from fnn import optimizers as _opt
 
 from fnn import activations as act
 from fnn import initializers as ini
-from fnn.layers.dense import Dense, DenseParams, elementwise
-from fnn.layers.base import Layer, serial
+from fnn import optimizers as _opt
+from fnn.layers import Layer
+from fnn.train import minimize
 
 __all__ = [
     "AutoencoderParams", "Autoencoder", "autoencoder", "masking_noise", "gaussian_noise", "squared_error",
     "bernoulli_cross_entropy", "kl_sparsity", "l1_sparsity", "contractive_penalty", "autoencoder_objective",
-    "train_autoencoder", "pretrain_stack", "stack_encoders", "load_encoders", "fine_tune",
+    "train_autoencoder",
 ]
 
 
@@ -280,234 +280,41 @@ def autoencoder_objective(ae: Autoencoder, *, reconstruction: str = "bce", noise
 
 
 # ------------------------------------------------------------------------------------------------ training
-# Adam with the default step size, built once so that repeated calls with the default share a compiled loop.
-_ADAM = _opt.adam(1e-3)
-
-
-@functools.partial(jax.jit, static_argnames=("loss_fn", "optimizer", "epochs", "steps", "bs"))
-def _run_epochs(params, data, key, *, loss_fn, optimizer, epochs, steps, bs):
-    """The compiled loop: ``epochs`` shuffles of ``data``, ``steps`` mini-batches of ``bs`` rows each.
-
-    ``loss_fn`` and ``optimizer`` are static: two calls with equal ones (and equal shapes) share one compilation.
-    The data are arguments, not constants baked into the program.
-    """
-    n = data[0].shape[0]
-
-    def step(carry, batch_idx):
-        params, opt_state, key = carry
-        key, sub = jax.random.split(key)
-        batch = tuple(a[batch_idx] for a in data)
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, sub)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (_opt.apply_updates(params, updates), opt_state, key), loss
-
-    def epoch(carry, _):
-        params, opt_state, key = carry
-        key, sub = jax.random.split(key)
-        idx = jax.random.permutation(sub, n)[: steps * bs].reshape(steps, bs)
-        carry, losses = jax.lax.scan(step, (params, opt_state, key), idx)
-        return carry, jnp.mean(losses)
-
-    (params, _, _), losses = jax.lax.scan(epoch, (params, optimizer.init(params), key), None, length=epochs)
-    return params, losses
-
-
-def _scan_epochs(loss_fn, params, data, key, optimizer, epochs, batch_size, where):
-    """Mini-batch training, jitted: ``epochs`` shuffles, ``n // batch_size`` steps each (the remainder is dropped).
-
-    ``loss_fn(params, batch, key) -> scalar`` with ``batch`` a tuple of arrays sliced along axis 0.
-    Returns ``(params, per-epoch mean losses (epochs,))``.
-    """
-    n = data[0].shape[0]
-    if not (isinstance(epochs, int) and epochs >= 1 and isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"{where}: expected positive ints epochs and batch_size, got epochs={epochs!r}, "
-                         f"batch_size={batch_size!r}")
-    if n < 1:
-        raise ValueError(f"{where}: expected at least one training example, got {n}")
-    bs = min(batch_size, n)
-    return _run_epochs(params, tuple(data), key, loss_fn=_hashable(loss_fn), optimizer=_hashable(optimizer),
-                       epochs=epochs, steps=n // bs, bs=bs)
-
-
-class _ByIdentity:
-    """Wraps an unhashable callable or optimizer so it can be a static jit argument (hashed by identity)."""
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __call__(self, *args):
-        return self.obj(*args)
-
-    def __getattr__(self, name):          # optimizer.init / optimizer.update
-        return getattr(self.obj, name)
-
-
-def _hashable(obj):
-    try:
-        hash(obj)
-        return obj
-    except TypeError:
-        return _ByIdentity(obj)
-
-
-class _ObjectiveOnBatch(NamedTuple):
-    """``(params, (x,), key) -> objective(params, x, key)``; a NamedTuple so equal objectives hash equal."""
-    objective: Callable
-
-    def __call__(self, params, batch, key):
-        return self.objective(params, batch[0], key)
-
-
-class _SoftmaxCrossEntropy(NamedTuple):
-    """``J = -mean_n log softmax(apply(params, x_n))[y_n]``; hashes by ``apply`` (one compilation per model)."""
-    apply: Callable
-
-    def __call__(self, params, batch, key):
-        xb, yb = batch
-        logp = act.log_softmax(self.apply(params, xb, key=key, train=True), axis=-1)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=-1))
-
-
 def train_autoencoder(key, ae: Autoencoder, params, X, *, objective: Callable | None = None,
                       optimizer=None, epochs: int = 10, batch_size: int = 128):
-    """Minimize ``objective(params, x_batch, key)`` over mini-batches of ``X`` (jitted ``lax.scan`` loop).
+    """Minimize ``objective(params, x_batch, key)`` over random mini-batches of ``X`` with ``fnn.train.minimize``.
+
+    ``epochs * (n // batch_size)`` steps; step ``t`` splits ``key_t = fold_in(key, t)`` into a key that draws its
+    ``batch_size`` rows of ``X`` uniformly (with replacement, as in Goodfellow et al.'s "sample a minibatch") and
+    one for the corruption. An "epoch" is ``n // batch_size`` such steps; its loss is their mean.
 
     Args:
-      key: PRNG key (shuffling and corruption).
+      key: PRNG key (mini-batches and corruption).
       ae: the :class:`Autoencoder`; params: its :class:`AutoencoderParams`.
       X: training inputs (n, d).
       objective: from :func:`autoencoder_objective` (default: plain reconstruction, BCE for a sigmoid decoder,
         else squared error).
       optimizer: an optax-protocol optimizer (default ``fnn.optimizers.adam(1e-3)``).
-      epochs, batch_size: passes over ``X`` and mini-batch size.
+      epochs, batch_size: number of epochs and mini-batch size (at most n).
 
     Returns: ``(params, losses)``: trained params and the mean objective per epoch, shape ``(epochs,)``.
     """
     if objective is None:
         objective = autoencoder_objective(ae, reconstruction="bce" if ae.output == "sigmoid" else "mse")
-    optimizer = _ADAM if optimizer is None else optimizer
-    return _scan_epochs(_ObjectiveOnBatch(objective), params, (jnp.asarray(X),), key, optimizer,
-                        epochs, batch_size, "train_autoencoder")
+    optimizer = _opt.adam(1e-3) if optimizer is None else optimizer
+    X = jnp.asarray(X)
+    n = X.shape[0]
+    if not (isinstance(epochs, int) and epochs >= 1 and isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"train_autoencoder: expected positive ints epochs and batch_size, got epochs={epochs!r}, "
+                         f"batch_size={batch_size!r}")
+    if n < 1:
+        raise ValueError(f"train_autoencoder: expected at least one training example, got {n}")
+    bs = min(batch_size, n)
+    nb = n // bs
 
+    def minibatch_objective(p, X, key_t):
+        k_batch, k_noise = jax.random.split(key_t)
+        return objective(p, X[jax.random.randint(k_batch, (bs,), 0, n)], k_noise)
 
-def _check_hidden_sizes(where, hidden_sizes):
-    sizes = list(hidden_sizes)
-    if not sizes or any(not (isinstance(s, int) and s >= 1) for s in sizes):
-        raise ValueError(f"{where}: expected a non-empty list of positive hidden sizes, got {sizes!r}; "
-                         f"every layer needs at least one unit")
-    return sizes
-
-
-def pretrain_stack(key, X, hidden_sizes: Sequence[int], *, tied: bool = True, activation: Callable = act.sigmoid,
-                   noise: Callable | None = None, optimizer=None, epochs: int = 5, batch_size: int = 128,
-                   **objective_kwargs):
-    """Greedy layer-wise unsupervised pre-training of a stack of autoencoders.
-
-    Layer ``k`` is an autoencoder ``h_k = f(h_{k-1} W_k + b_k)`` trained to reconstruct its own input
-    ``h_{k-1}`` (``h_0 = X``) with a sigmoid decoder and Bernoulli cross-entropy (the codes lie in (0, 1) when
-    ``f`` is the sigmoid); once trained it is frozen and its codes ``h_k`` become the next layer's data.
-
-    Args:
-      key: PRNG key.
-      X: unlabeled inputs (n, d) in [0, 1].
-      hidden_sizes: widths ``[m_1, ..., m_L]`` (each >= 1).
-      tied, activation: as in :func:`autoencoder`.
-      noise: corruption for stacked *denoising* autoencoders (applied at every layer), or None.
-      optimizer, epochs, batch_size: per layer, as in :func:`train_autoencoder`.
-      **objective_kwargs: passed to :func:`autoencoder_objective` (``sparsity=``, ``contractive_weight=``, ...).
-
-    Returns:
-      ``(params_list, losses_list)``: one :class:`AutoencoderParams` and one ``(epochs,)`` loss history per layer.
-
-    Example:
-      >>> X = jax.random.uniform(jax.random.key(0), (256, 20))
-      >>> aes, losses = pretrain_stack(jax.random.key(1), X, [12, 6], epochs=2, batch_size=64)
-      >>> [p.W.shape for p in aes]
-      [(20, 12), (12, 6)]
-      >>> model, params = stack_encoders(jax.random.key(2), 20, [12, 6], 3, pretrained=aes)
-      >>> model.apply(params, X).shape
-      (256, 3)
-
-    Reference: Bengio et al., "Greedy layer-wise training of deep networks", NIPS 2006, Algorithm TrainUnsupervised;
-    Vincent et al., JMLR 2010, sec. 3.5 (stacking denoising autoencoders).
-    """
-    sizes = _check_hidden_sizes("pretrain_stack", hidden_sizes)
-    codes = jnp.asarray(X)
-    if codes.ndim != 2:
-        raise ValueError(f"pretrain_stack: expected X of shape (n, d), got {codes.shape}; flatten images first")
-    params_list, losses_list = [], []
-    for m in sizes:
-        key, k_init, k_train = jax.random.split(key, 3)
-        ae = autoencoder(m, tied=tied, activation=activation, output="sigmoid")
-        params = jax.jit(lambda k: ae.init(k, codes.shape)[1])(k_init)   # one compiled call, not op by op
-        objective = autoencoder_objective(ae, reconstruction="bce", noise=noise, **objective_kwargs)
-        params, losses = train_autoencoder(k_train, ae, params, codes, objective=objective, optimizer=optimizer,
-                                           epochs=epochs, batch_size=batch_size)
-        params_list.append(params)
-        losses_list.append(losses)
-        codes = jax.jit(ae.encode)(params, codes)
-    return params_list, losses_list
-
-
-def stack_encoders(key, input_dim: int, hidden_sizes: Sequence[int], n_out: int, *, activation=act.sigmoid,
-                   pretrained: Sequence[AutoencoderParams] | None = None):
-    """The deep network ``Dense(m_1), f, ..., Dense(m_L), f, Dense(n_out)`` with pre-trained or random weights.
-
-    With ``pretrained`` the ``k``-th hidden ``Dense`` gets the ``k``-th autoencoder's encoder ``(W_k, b_k)``; the
-    output layer (and, without ``pretrained``, every layer) keeps its random ``Dense`` initialization, so the two
-    networks of a pre-training comparison differ only in the hidden layers' starting point.
-
-    Args:
-      key: PRNG key. input_dim: ``d``. hidden_sizes: ``[m_1, ..., m_L]``. n_out: outputs (logits).
-      activation: elementwise ``f``. pretrained: output of :func:`pretrain_stack` (or None for random init).
-
-    Returns: ``(model, params)``: an fnn ``serial`` layer mapping (n, d) to logits (n, n_out), and its params.
-    """
-    sizes = _check_hidden_sizes("stack_encoders", hidden_sizes)
-    if not (isinstance(n_out, int) and n_out >= 1):
-        raise ValueError(f"stack_encoders: expected a positive number of outputs, got n_out={n_out!r}")
-    f = elementwise(activation)
-    layers = []
-    for m in sizes:
-        layers += [Dense(m), f]
-    model = serial(*layers, Dense(n_out))
-    params = jax.jit(lambda k: model.init(k, (-1, input_dim))[1])(key)   # one compiled call, not op by op
-    return model, (params if pretrained is None else load_encoders(params, pretrained))
-
-
-def load_encoders(params, pretrained: Sequence[AutoencoderParams]):
-    """Copy pre-trained encoders into a :func:`stack_encoders` network's params: ``Dense_k <- (W_k, b_k)``.
-
-    The ``k``-th hidden ``Dense`` (entry ``2k`` of the ``serial`` params) gets the ``k``-th autoencoder's encoder;
-    the output layer is kept. Returns new params (the input is not modified).
-
-    Args: params: params of ``Dense(m_1), f, ..., Dense(m_L), f, Dense(n_out)``. pretrained: from
-      :func:`pretrain_stack`, one per hidden layer.
-    """
-    pretrained = list(pretrained)
-    hidden = [params[2 * k].W.shape for k in range(len(params) // 2)]
-    shapes = [tuple(p.W.shape) for p in pretrained]
-    if shapes != [tuple(s) for s in hidden]:
-        raise ValueError(f"load_encoders: expected pretrained encoder weights of shapes {hidden}, got {shapes}; "
-                         f"pre-train with the same input width and hidden sizes")
-    params = list(params)
-    for k, p in enumerate(pretrained):
-        params[2 * k] = DenseParams(p.W, p.b)
-    return tuple(params)
-
-
-def fine_tune(key, model: Layer, params, X, y, *, optimizer=None, epochs: int = 50, batch_size: int = 100):
-    """Supervised fine-tuning of every layer: minimize the softmax cross-entropy of ``model``'s logits.
-
-    ``J = -mean_n log softmax(model(params, x_n))[y_n]``, mini-batch steps of ``optimizer`` (default
-    ``fnn.optimizers.adam(1e-3)``), jitted ``lax.scan`` loop.
-
-    Args: key: PRNG key. model, params: an fnn layer producing logits (n, K) and its params. X: inputs (n, d).
-      y: int labels (n,) in [0, K). optimizer, epochs, batch_size: as in :func:`train_autoencoder`.
-    Returns: ``(params, losses)`` with the mean loss per epoch ``(epochs,)``.
-    Reference: Bengio et al., NIPS 2006, sec. 2 (supervised fine-tuning of the pre-trained stack).
-    """
-    optimizer = _ADAM if optimizer is None else optimizer
-    data = (jnp.asarray(X), jnp.asarray(y, jnp.int32))
-    return _scan_epochs(_SoftmaxCrossEntropy(model.apply), params, data, key, optimizer, epochs, batch_size,
-                        "fine_tune")
+    params, _, losses = minimize(minibatch_objective, params, optimizer, steps=epochs * nb, args=(X,), key=key)
+    return params, jnp.mean(losses.reshape(epochs, nb), axis=1)

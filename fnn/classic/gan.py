@@ -15,7 +15,8 @@ mean softplus(-s_fake)``, which has the same fixed point and strong gradients ea
 sec. 3; Goodfellow, NIPS 2016 tutorial, sec. 3.2.3).
 
 Training (:func:`train_cgan`) alternates ``d_steps`` discriminator steps and one generator step per iteration
-(Goodfellow et al. 2014, Algorithm 1), in a jitted ``lax.scan``.
+(Goodfellow et al. 2014, Algorithm 1), in a jitted ``lax.scan`` of ``fnn.train.gradient_step`` s (a two-player
+game, not one objective, so not ``fnn.train.minimize``).
 
 References: Goodfellow et al., "Generative adversarial nets", NIPS 2014; Mirza & Osindero, "Conditional generative
 adversarial nets", arXiv:1411.1784, 2014.
@@ -26,10 +27,10 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-from fnn import optimizers as _opt
 
-from fnn.layers.base import Layer
-from fnn.layers.dense import LeakyRelu, Relu, mlp
+from fnn import optimizers as _opt
+from fnn.layers import Layer, LeakyRelu, Relu, mlp
+from fnn.train import gradient_step
 
 __all__ = [
     "CGAN", "CGANParams", "conditional_gan", "generate", "discriminate", "discriminator_loss", "generator_loss",
@@ -172,6 +173,8 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
     def g_loss_fn(pg, pd, yb, z):
         return generator_loss(discriminate(gan, pd, generate(gan, pg, None, yb, z), yb), non_saturating)
 
+    d_step_fn, g_step_fn = gradient_step(d_loss_fn, d_opt), gradient_step(g_loss_fn, g_opt)
+
     @jax.jit
     def run(params, X, y, key):          # the data are arguments, not constants baked into the program
         def d_step(carry, key):
@@ -179,9 +182,8 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
             k1, k2 = jax.random.split(key)
             idx = jax.random.randint(k1, (batch_size,), 0, n)
             z = jax.random.normal(k2, (batch_size, gan.noise_dim))
-            loss, g = jax.value_and_grad(d_loss_fn)(pd, pg, X[idx], y[idx], z)
-            u, sd = d_opt.update(g, sd, pd)
-            return (_opt.apply_updates(pd, u), sd, pg), loss
+            pd, sd, loss = d_step_fn(pd, sd, pg, X[idx], y[idx], z)
+            return (pd, sd, pg), loss
 
         def iteration(carry, key):
             pg, pd, sg, sd = carry
@@ -189,9 +191,8 @@ def train_cgan(key, gan: CGAN, params: CGANParams, X, y, *, steps: int = 2000, b
             (pd, sd, _), d_losses = jax.lax.scan(d_step, (pd, sd, pg), jax.random.split(kd, d_steps))
             yb = y[jax.random.randint(k1, (batch_size,), 0, n)]
             z = jax.random.normal(k2, (batch_size, gan.noise_dim))
-            g_loss, g = jax.value_and_grad(g_loss_fn)(pg, pd, yb, z)
-            u, sg = g_opt.update(g, sg, pg)
-            return (_opt.apply_updates(pg, u), pd, sg, sd), (d_losses[-1], g_loss)
+            pg, sg, g_loss = g_step_fn(pg, sg, pd, yb, z)
+            return (pg, pd, sg, sd), (d_losses[-1], g_loss)
 
         pg, pd = params
         carry = (pg, pd, g_opt.init(pg), d_opt.init(pd))

@@ -20,11 +20,12 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from fnn import optimizers as _opt
-from fnn.optimizers import schedules as _schedules
 
 from fnn import activations as act
 from fnn import layers as core
+from fnn import optimizers as _opt
+from fnn.optimizers import schedules as _schedules
+from fnn.train import minimize
 
 __all__ = ["GATES", "logic_gate", "TLUParams", "tlu", "PerceptronResult", "perceptron_train", "UAResult",
            "universal_approximation"]
@@ -210,19 +211,7 @@ def _adam_fit(apply, params, x, y, steps, learning_rate):
     # and its last iterate can land on a spike (seen: h = 32 ending 6x worse than h = 16).
     opt = _opt.adam(_schedules.cosine(learning_rate, steps))
 
-    def loss(p):
+    def loss(p, x, y):
         return jnp.mean((apply(p, x) - y) ** 2)
 
-    def body(carry, _):
-        p, s = carry
-        l, g = jax.value_and_grad(loss)(p)
-        u, s = opt.update(g, s, p)
-        p_new = _opt.apply_updates(p, u)
-        return (p_new, s), l
-
-    @jax.jit
-    def run(p):
-        (p, _), _ = jax.lax.scan(body, (p, opt.init(p)), None, length=steps)
-        return p
-
-    return run(params)
+    return minimize(loss, params, opt, steps=steps, args=(x, y)).params

@@ -31,10 +31,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from fnn import optimizers as _opt
 
 from fnn import initializers as ini
-from fnn.layers.base import Layer
+from fnn import optimizers as _opt
+from fnn.layers import Layer
+from fnn.train import minimize
 
 __all__ = [
     "RBFParams", "RBFNetwork", "rbf_features", "rbf_apply", "sample_centers", "kmeans", "rbf_widths",
@@ -292,8 +293,8 @@ def fine_tune_rbf(params: RBFParams, X, Y, *, normalized: bool = False, steps: i
     """Gradient fine-tuning of every parameter (centers, widths, output weights) on the full batch.
 
     Minimizes ``E = 1/2 mean_n ||y(x_n) - Y_n||^2`` with ``steps`` full-batch steps of ``optimizer`` (default
-    ``fnn.optimizers.adam(1e-3)``) in a jitted ``lax.scan``; the gradients come from ``jax.grad`` (Haykin, 1999, sec. 5.13
-    "supervised selection of centers" lists them by hand).
+    ``fnn.optimizers.adam(1e-3)``) with ``fnn.train.minimize``; the gradients come from ``jax.grad`` (Haykin,
+    1999, sec. 5.13 "supervised selection of centers" lists them by hand).
 
     Args: params: e.g. from :func:`fit_rbf`. X: (n, d). Y: (n, p). normalized: as used for ``params``.
       steps: number of steps (>= 1). optimizer: optax-protocol optimizer.
@@ -307,15 +308,5 @@ def fine_tune_rbf(params: RBFParams, X, Y, *, normalized: bool = False, steps: i
     def loss(p, X, Y):
         return 0.5 * jnp.mean(jnp.sum(jnp.square(rbf_apply(p, X, normalized=normalized) - Y), axis=-1))
 
-    @jax.jit
-    def run(p, X, Y):
-        def step(carry, _):
-            p, s = carry
-            value, g = jax.value_and_grad(loss)(p, X, Y)
-            u, s = optimizer.update(g, s, p)
-            return (_opt.apply_updates(p, u), s), value
-
-        (p, _), losses = jax.lax.scan(step, (p, optimizer.init(p)), None, length=steps)
-        return p, losses
-
-    return run(params, X, Y)
+    params, _, losses = minimize(loss, params, optimizer, steps=steps, args=(X, Y))
+    return params, losses

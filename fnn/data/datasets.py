@@ -64,8 +64,11 @@ def read_idx(path):
       ValueError: the file is not IDX (bad magic/type code), is truncated, or has trailing bytes.
 
     Example:
-      >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape   # doctest: +SKIP
-      (10000,)
+      >>> import struct
+      >>> with open("labels-idx1-ubyte", "wb") as f:   # zero, zero, type 0x08 (u8), 1 dimension, size 3, the items
+      ...     _ = f.write(struct.pack(">BBBBI", 0, 0, 0x08, 1, 3) + bytes([7, 2, 1]))
+      >>> read_idx("labels-idx1-ubyte")
+      array([7, 2, 1], dtype=uint8)
 
     Reference: LeCun, Cortes & Burges, "The MNIST database of handwritten digits", 1998 ("file formats" section).
     """

@@ -58,6 +58,7 @@ def train_val_test_split(X, y, fractions=(0.8, 0.1, 0.1), *, key, stratify=False
       ``((X_train, y_train), (X_val, y_val), (X_test, y_test))``, rows taken from ``X`` and ``y`` (same dtypes).
 
     Example:
+      >>> from fnn.data import load_digits
       >>> X, y = load_digits()
       >>> train, val, test = train_val_test_split(X, y, (0.8, 0.1, 0.1), key=jax.random.key(0))
       >>> len(train[0]), len(val[0]), len(test[0])
@@ -233,7 +234,7 @@ def validate_xy(X, y, *, num_classes=None, name="fit"):
       >>> validate_xy(np.zeros((3, 2)), np.array([0, 1, 2]), num_classes=2)
       Traceback (most recent call last):
       ...
-      ValueError: fit: labels must lie in [0, 2) for num_classes=2, got label 2 at index 2 (labels span 0..2); remap the labels to 0..1 or set num_classes to match the model's output
+      ValueError: fit: labels must lie in [0, 2) for num_classes=2, got label 2 at index 2 (labels span 0..2); ...
 
     Reference: the issue's "bad input" list (docs/data.md); no paper.
     """

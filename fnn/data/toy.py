@@ -7,7 +7,6 @@ trainer moves the arrays once. Random generators take an explicit
 """
 from __future__ import annotations
 
-
 import jax
 import numpy as np
 

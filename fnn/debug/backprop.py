@@ -116,8 +116,17 @@ def mlp_backprop(params, x, y, activation: str = "sigmoid", output_activation: s
       equal to ``jax.grad`` of the same cost.
 
     Example:
-      >>> model = fnn.mlp([30, 10], fnn.Sigmoid, output_activation=fnn.Sigmoid)         # Nielsen's 784-30-10
-      >>> c, g = mlp_backprop(params, x, y)                                             # doctest: +SKIP
+      >>> import jax
+      >>> from fnn import layers
+      >>> model = layers.mlp([30, 10], layers.Sigmoid, output_activation=layers.Sigmoid)  # Nielsen's 784-30-10
+      >>> _, params = model.init(jax.random.key(0), (-1, 784))
+      >>> x, y = jax.random.uniform(jax.random.key(1), (5, 784)), jnp.eye(10)[:5]
+      >>> c, g = mlp_backprop(params, x, y)
+      >>> cost = lambda p: 0.5 * jnp.mean(jnp.sum((model.apply(p, x) - y) ** 2, axis=-1))
+      >>> bool(jnp.isclose(c, cost(params), rtol=1e-5)), jax.tree.structure(g) == jax.tree.structure(params)
+      (True, True)
+      >>> bool(jnp.allclose(g[0].W, jax.grad(cost)(params)[0].W, atol=1e-6))   # equal to jax.grad
+      True
 
     Reference: Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 2 ("The four fundamental equations behind
     backpropagation"); Rumelhart, Hinton, Williams, Nature 323, 1986.

@@ -34,7 +34,8 @@ Verdicts per leaf (thresholds of the CS231n notes on gradient checking):
 Kinks. ``f`` is traced to a jaxpr and re-evaluated by a small interpreter that records, for every ``max``/``min``,
 comparison, ``abs``, ``sign``, ``clamp``, ``reduce_max``/``reduce_min`` and ``argmax``/``argmin`` on floating
 inputs whose result reaches the output other than through ``stop_gradient`` (the max subtracted inside a stable
-softmax is not a kink), which side won. When the record differs between ``x - h e_j`` and ``x + h e_j`` the difference crossed a
+softmax is not a kink), which side won. When the record differs between ``x - h e_j`` and ``x + h e_j`` the
+difference crossed a
 kink; the coordinate is retried with ``h/10`` and ``h/100`` and, if it still crosses, left out of the statistics and
 counted in the ``kinks`` column. Loops (``scan``, ``while``, ``cond``) are evaluated as a whole: kinks inside them
 are not seen.

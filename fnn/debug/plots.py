@@ -30,7 +30,10 @@ def plot_history(history, path, *, title: str | None = None) -> str:
       ``path``.
 
     Example:
-      >>> plot_history(history, "runs/digits/curves.png")   # doctest: +SKIP
+      >>> from fnn.train import History
+      >>> history = History([{"epoch": 1, "loss": 0.9, "accuracy": 0.7}, {"epoch": 2, "loss": 0.5, "accuracy": 0.8}])
+      >>> plot_history(history, "runs/digits/curves.png")
+      'runs/digits/curves.png'
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

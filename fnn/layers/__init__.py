@@ -2,7 +2,8 @@
 ``jax.example_libraries.stax`` (every public stax name is here), plus fnn's additions.
 
 This file only re-exports; each layer is defined, documented and referenced in the module named below.
-The layer contract (``Layer(init, apply)``, ``init_with_state``) is stated once, in :mod:`fnn.layers.base`.
+The layer contract (``Layer(init, apply)``, ``init_with_state``, the run-time keyword table ``KEYWORDS``) is
+stated once, in :mod:`fnn.layers.base`.
 Departures from stax are listed in docs/layers.md (most visibly: ``Dropout(rate)`` drops with probability
 ``rate``, stax keeps with probability ``rate``).
 """
@@ -11,7 +12,7 @@ Departures from stax are listed in docs/layers.md (most visibly: ``Dropout(rate)
 
 # --- the contract & combinators (fnn/layers/base.py) ------------------------------------------------------------
 from fnn.layers.base import (
-    Layer, init_with_state, run_key, as_layer,
+    KEYWORDS, COMMON_KEYWORDS, Layer, init_with_state, run_key, as_layer,
     serial, parallel, shape_dependent, residual,
     FanOut, FanInSum, FanInConcat, Identity,
 )
@@ -64,7 +65,8 @@ from fnn.layers import base, dense, units, conv, pooling, normalization, dropout
 
 __all__ = [
     # contract & combinators
-    "Layer", "init_with_state", "run_key", "as_layer", "serial", "parallel", "shape_dependent", "residual",
+    "KEYWORDS", "COMMON_KEYWORDS", "Layer", "init_with_state", "run_key", "as_layer", "serial", "parallel",
+    "shape_dependent", "residual",
     "FanOut", "FanInSum", "FanInConcat", "Identity", "Flatten", "Reshape", "elementwise",
     # dense-like
     "Dense", "DenseParams", "mlp", "Embedding", "EmbeddingParams", "Maxout", "MaxoutParams", "RBF", "RBFParams",

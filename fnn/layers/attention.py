@@ -225,4 +225,4 @@ def MultiHeadAttention(num_heads: int, head_dim: int | None = None, out_dim: int
         heads = dot_product_attention(Q, K, V, m[:, None, :, :])       # (B, h, T_q, d_h)
         return jnp.einsum("bhte,heo->bto", heads, params.Wo) + params.bo[None, None, :]
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="MultiHeadAttention", keywords=("mask", "lengths"))

@@ -132,7 +132,7 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
             y = lax.conv_general_dilated(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
         return y + b
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind=name, keywords=())
 
 
 def GeneralConv(dimension_numbers: Sequence[str], out_chan: int, filter_shape: Sequence[int],

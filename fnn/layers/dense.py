@@ -19,24 +19,37 @@ __all__ = ["elementwise", "Flatten", "Reshape", "Dense", "DenseParams", "mlp", "
 
 
 def elementwise(fun: Callable, **fun_kwargs) -> Layer:
-    """A parameter-free layer applying ``fun(x, **fun_kwargs)`` elementwise."""
+    """A parameter-free layer applying ``fun(x, **fun_kwargs)`` elementwise; its kind is ``fun``'s name.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from fnn.layers import elementwise
+      >>> sin = elementwise(jnp.sin)
+      >>> sin.kind, sin.apply((), jnp.zeros(2)).tolist()
+      ('sin', [0.0, 0.0])
+    """
     return Layer(lambda key, input_shape: (input_shape, ()),
-                 lambda params, inputs, **kwargs: fun(inputs, **fun_kwargs))
+                 lambda params, inputs, **kwargs: fun(inputs, **fun_kwargs),
+                 kind=getattr(fun, "__name__", "elementwise"), keywords=())
 
 
-Relu = elementwise(act.relu)
-Sigmoid = elementwise(act.sigmoid)
-Tanh = elementwise(act.tanh)
-Elu = elementwise(act.elu)
-LeakyRelu = elementwise(act.leaky_relu)
-Softplus = elementwise(act.softplus)
-Gelu = elementwise(act.gelu)
-Selu = elementwise(act.selu)
-Softmax = elementwise(act.softmax, axis=-1)
-LogSoftmax = elementwise(act.log_softmax, axis=-1)
-Step = elementwise(act.step)
-Sign = elementwise(act.sign)
-Exp = elementwise(jnp.exp)
+def _activation(kind: str, fun: Callable, **fun_kwargs) -> Layer:
+    return elementwise(fun, **fun_kwargs)._replace(kind=kind)
+
+
+Relu = _activation("Relu", act.relu)
+Sigmoid = _activation("Sigmoid", act.sigmoid)
+Tanh = _activation("Tanh", act.tanh)
+Elu = _activation("Elu", act.elu)
+LeakyRelu = _activation("LeakyRelu", act.leaky_relu)
+Softplus = _activation("Softplus", act.softplus)
+Gelu = _activation("Gelu", act.gelu)
+Selu = _activation("Selu", act.selu)
+Softmax = _activation("Softmax", act.softmax, axis=-1)
+LogSoftmax = _activation("LogSoftmax", act.log_softmax, axis=-1)
+Step = _activation("Step", act.step)
+Sign = _activation("Sign", act.sign)
+Exp = _activation("Exp", jnp.exp)
 
 
 def _batch_dim(d):
@@ -49,7 +62,8 @@ def _flatten_init(key, input_shape):
     return (_batch_dim(input_shape[0]), math.prod(input_shape[1:])), ()
 
 
-Flatten = Layer(_flatten_init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0], -1)))
+Flatten = Layer(_flatten_init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0], -1)),
+                kind="Flatten", keywords=())
 Flatten.__doc__ = "Flatten all but the leading (batch) dimension: (n, d1, d2, ...) -> (n, d1 * d2 * ...)."
 
 
@@ -71,7 +85,8 @@ def Reshape(shape: Sequence[int]) -> Layer:
         out = tuple(size // known if d == -1 else d for d in shape)
         return (_batch_dim(input_shape[0]),) + out, ()
 
-    return Layer(init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0],) + shape))
+    return Layer(init, lambda params, inputs, **kwargs: jnp.reshape(inputs, (inputs.shape[0],) + shape),
+                 kind="Reshape", keywords=())
 
 
 class DenseParams(NamedTuple):
@@ -105,7 +120,7 @@ def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable
         y = jnp.dot(inputs, W)
         return y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast (strict rank promotion)
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="Dense", keywords=())
 
 
 def mlp(sizes: Sequence[int], activation=Relu, output_activation=None, **dense_kwargs) -> Layer:
@@ -125,4 +140,4 @@ def mlp(sizes: Sequence[int], activation=Relu, output_activation=None, **dense_k
             layers.append(activation)
     if output_activation is not None:
         layers.append(as_layer(output_activation, "mlp (output_activation)"))
-    return serial(*layers)
+    return serial(*layers)._replace(kind="mlp")

@@ -37,8 +37,12 @@ def Dropout(rate: float, mode: str | None = None) -> Layer:
 
     Example:
       >>> init, apply = Dropout(0.5)
-      >>> y = apply((), x, key=jax.random.key(0))          # train: about half the entries are 0, the rest 2 x
-      >>> y = apply((), x, train=False)                     # eval: y == x, no key needed
+      >>> x = jnp.ones((2, 4))
+      >>> apply((), x, key=jax.random.key(0))             # train: about half the entries are 0, the rest 2 x
+      Array([[0., 0., 2., 2.],
+             [0., 2., 2., 0.]], dtype=float32)
+      >>> bool((apply((), x, train=False) == x).all())    # eval: y == x, no key needed
+      True
 
     Reference: Srivastava et al., "Dropout: a simple way to prevent neural networks from overfitting", JMLR 2014,
     sec. 4 (p = 1 - rate is their retention probability; we scale at train time instead of at test time).
@@ -64,4 +68,4 @@ def Dropout(rate: float, mode: str | None = None) -> Layer:
         keep = jax.random.bernoulli(key, 1.0 - rate, inputs.shape)
         return jnp.where(keep, inputs / (1.0 - rate), jnp.zeros_like(inputs))
 
-    return Layer(init, apply)
+    return Layer(init, apply, keywords=())  # reads only the common keywords (key/rng, train)

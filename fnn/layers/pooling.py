@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fnn.layers.conv import positive_ints, check_padding
 from fnn.layers.base import Layer
+from fnn.layers.conv import check_padding, positive_ints
 
 __all__ = ["MaxPool", "AvgPool", "SumPool", "GlobalAvgPool", "GlobalMaxPool"]
 
@@ -84,7 +84,7 @@ def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula:
                                       window, stride, pad)
             return y / jnp.expand_dims(count, sorted(axes))
 
-        return Layer(init, apply)
+        return Layer(init, apply, kind=name, keywords=())
 
     PoolingLayer.__name__ = PoolingLayer.__qualname__ = name
     PoolingLayer.__doc__ = f"""{name} over a sliding window: {formula}
@@ -106,7 +106,9 @@ def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula:
       ``Layer`` with params ``()``; (n, h, w, c) -> (n, h', w', c).
 
     Example:
-      >>> {name}((2, 2), strides=(2, 2)).init(key, (-1, 28, 28, 8))[0]     # (-1, 14, 14, 8)
+      >>> import jax
+      >>> {name}((2, 2), strides=(2, 2)).init(jax.random.key(0), (-1, 28, 28, 8))[0]
+      (-1, 14, 14, 8)
 
     Reference: Zhou & Chellappa 1988; Scherer, Mueller & Behnke, "Evaluation of pooling operations in
     convolutional architectures for object recognition", ICANN 2010.
@@ -153,7 +155,7 @@ def _global(name: str, reduce: Callable, formula: str):
             y = reduce(inputs, axis=spatial)  # the batch and channel axes remain, in their input order
             return y if n_ax < c_ax else y.T
 
-        return Layer(init, apply)
+        return Layer(init, apply, kind=name, keywords=())
 
     GlobalPoolingLayer.__name__ = GlobalPoolingLayer.__qualname__ = name
     GlobalPoolingLayer.__doc__ = f"""{name}: reduce every spatial axis, {formula}
@@ -169,7 +171,9 @@ def _global(name: str, reduce: Callable, formula: str):
       ``Layer`` with params ``()``.
 
     Example:
-      >>> {name}().init(key, (-1, 7, 7, 64))[0]                           # (-1, 64)
+      >>> import jax
+      >>> {name}().init(jax.random.key(0), (-1, 7, 7, 64))[0]
+      (-1, 64)
 
     Reference: Lin, Chen & Yan, "Network in network", ICLR 2014, sec. 3.2.
     """

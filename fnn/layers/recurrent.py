@@ -11,7 +11,8 @@ A **cell** is one time step, ``Cell(init, apply, initial_carry, hidden_size, nam
 The carry is ``h`` for the Elman and GRU cells and ``LSTMState(h, c)`` for the LSTM; ``y`` is always ``h``.
 
 A **recurrent layer** ``RNN(cell, return_sequences=True, reverse=False)`` obeys the layer contract of
-``fnn/layers/base.py`` and runs the cell over a batch of sequences with ``jax.lax.scan``; backpropagation through time is
+``fnn/layers/base.py`` and runs the cell over a batch of sequences with ``jax.lax.scan``; backpropagation through
+time is
 then ``jax.grad`` of whatever loss uses it. Its ``apply`` takes inputs ``(batch, time, features)`` and optionally
 
     mask=    (batch, time), True where a step is real and False at padding, or
@@ -345,7 +346,7 @@ class RNNLayer(Layer):
     :func:`RNN`; :func:`Bidirectional` reads them)."""
 
     def __new__(cls, init, apply, *, cell, return_sequences, reverse):
-        self = super().__new__(cls, init, apply)
+        self = super().__new__(cls, init, apply, kind="RNN", keywords=("mask", "lengths", "initial_carry"))
         self.cell, self.return_sequences, self.reverse = cell, return_sequences, reverse
         return self
 
@@ -441,4 +442,4 @@ def Bidirectional(rnn: RNNLayer, backward_cell: Cell | None = None, merge: str =
         y_b = backward.apply(params.backward, inputs, **kwargs)
         return jnp.concatenate([y_f, y_b], axis=-1) if merge == "concat" else y_f + y_b
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="Bidirectional", keywords=("mask", "lengths"))

@@ -56,7 +56,9 @@ def Embedding(vocab_size: int, features: int, table_init: Callable = ini.normal(
       they cannot be checked and their rows come out NaN, so the loss turns NaN and ``fit`` stops with a message.
 
     Example:
-      >>> out_shape, params = Embedding(1000, 32).init(key, (-1, 20))   # (-1, 20, 32)
+      >>> out_shape, params = Embedding(1000, 32).init(jax.random.key(0), (-1, 20))
+      >>> out_shape
+      (-1, 20, 32)
 
     Reference: Bengio et al., "A neural probabilistic language model", JMLR 2003, sec. 2 (the matrix C).
     """
@@ -84,7 +86,7 @@ def Embedding(vocab_size: int, features: int, table_init: Callable = ini.normal(
         rows = jnp.take(table, jnp.clip(inputs, 0, vocab_size - 1), axis=0)
         return jnp.where(valid[..., None], rows, jnp.nan)
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="Embedding", keywords=())
 
 
 class MaxoutParams(NamedTuple):
@@ -109,7 +111,10 @@ def Maxout(out_dim: int, k: int = 2, W_init: Callable | None = None, b_init: Cal
       ``Layer``; params ``MaxoutParams(W, b)``. Shapes: x (..., d_in), y (..., out_dim).
 
     Example:
+      >>> from fnn.layers import serial, Dense
       >>> model = serial(Maxout(240, k=5), Maxout(240, k=5), Dense(10))   # the paper's MNIST MLP shape
+      >>> model.init(jax.random.key(0), (-1, 784))[0]
+      (-1, 10)
 
     Reference: Goodfellow et al., "Maxout networks", ICML 2013, eq. (1)-(2).
     """
@@ -130,7 +135,7 @@ def Maxout(out_dim: int, k: int = 2, W_init: Callable | None = None, b_init: Cal
         z = z + jnp.reshape(b, (1,) * (z.ndim - 2) + b.shape)
         return jnp.max(z, axis=-2)
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="Maxout", keywords=())
 
 
 class RBFParams(NamedTuple):
@@ -161,7 +166,10 @@ def RBF(units: int, normalize: bool = False, width: float = 1.0, centers_init: C
       ``Layer``; params ``RBFParams(centers, widths)``. Shapes: x (..., d_in), y (..., units).
 
     Example:
+      >>> from fnn.layers import serial, Dense
       >>> model = serial(RBF(20, normalize=True), Dense(1))                # an RBF network, trained end to end
+      >>> model.init(jax.random.key(0), (-1, 1))[0]
+      (-1, 1)
 
     Reference: Moody & Darken, "Fast learning in networks of locally-tuned processing units", Neural Computation
     1989, eq. (1)-(2); Bishop, "Neural Networks for Pattern Recognition", 1995, sec. 5.1.
@@ -186,4 +194,4 @@ def RBF(units: int, normalize: bool = False, width: float = 1.0, centers_init: C
         exponent = -sq_dist / jnp.reshape(2.0 * jnp.square(widths), lead + widths.shape)
         return jax.nn.softmax(exponent, axis=-1) if normalize else jnp.exp(exponent)
 
-    return Layer(init, apply)
+    return Layer(init, apply, kind="RBF", keywords=())

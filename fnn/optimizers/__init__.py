@@ -17,8 +17,7 @@ import optax
 
 # --- the contract and its helpers (fnn/optimizers/base.py) -----------------------------------------------------
 from fnn.optimizers.base import (
-    Optimizer, apply_updates, chain, lift, check_tree, value_at, step_count, zeros_like, check_positive,
-    check_unit, Schedule, ScalarOrSchedule,
+    Optimizer, apply_updates, chain, lift, check_tree, value_at, step_count, zeros_like, Schedule, ScalarOrSchedule,
 )
 
 # --- first-order rules (fnn/optimizers/first_order.py) ---------------------------------------------------------
@@ -27,7 +26,9 @@ from fnn.optimizers.first_order import (
 )
 
 # --- adaptive rules (fnn/optimizers/adaptive.py) ---------------------------------------------------------------
-from fnn.optimizers.adaptive import adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, skip_biases
+from fnn.optimizers.adaptive import (
+    adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, scale_by_adam, adam_moments, ema, AdamState,
+)
 
 # --- second-order rules (fnn/optimizers/second_order.py) -------------------------------------------------------
 from fnn.optimizers.second_order import lbfgs, newton
@@ -36,9 +37,10 @@ from fnn.optimizers.second_order import lbfgs, newton
 from fnn.optimizers import schedules, transforms
 
 __all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_at", "step_count", "zeros_like",
-           "check_positive", "check_unit", "Schedule", "ScalarOrSchedule", "RULES", "from_name",
+           "Schedule", "ScalarOrSchedule", "RULES", "from_name",
            "sgd", "momentum", "nesterov", "delta_bar_delta", "SgdState", "MomentumState", "DeltaBarDeltaState",
-           "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "skip_biases", "lbfgs", "newton",
+           "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "scale_by_adam", "adam_moments",
+           "ema", "AdamState", "lbfgs", "newton",
            "schedules", "transforms"]
 
 #: Every rule that can be built from a learning rate alone, by name. ``newton`` needs the loss (``fun=``) and is

@@ -1,9 +1,13 @@
 """Adaptive first-order rules: per-weight step sizes from running statistics of the gradients.
 
-Contract, state and pytree handling as in ``fnn/optimizers/base.py`` (which re-exports every rule here). Each rule's
-per-leaf function is written in the symbols of its docstring; ``lift`` carries it over the pytree. Moments are
-kept in the parameters' dtype; bias corrections ``1 - b^t`` are computed in float32 (float64 under x64) before
-the cast, so that bfloat16 moments do not round ``b^t`` to 1.
+Contract, state and pytree handling as in ``fnn/optimizers/base.py``; the package front re-exports every rule
+here. Each rule's per-leaf function is written in the symbols of its docstring and takes its hyper-parameters by
+name; ``lift`` carries it over the pytree. Every running average is one :func:`ema` step, and Adam's moment
+block (both averages and their bias corrections) is written once, in :func:`adam_moments`, for adam, adamw and
+nadam: ``adam`` is ``scale_by_adam`` chained with an SGD step, ``adamw`` the same with the weight-decay transform
+in between (decoupled decay by composition, as in optax). Moments are kept in the parameters' dtype; bias
+corrections ``1 - b^t`` are computed in float32 (float64 under x64) before the cast, so that bfloat16 moments do
+not round ``b^t`` to 1.
 """
 from __future__ import annotations
 
@@ -12,14 +16,23 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.optimizers.base import (Optimizer, ScalarOrSchedule, check_positive, check_unit, lift, step_count,
-                                 value_at, zeros_like)
+from fnn import checks
+from fnn.optimizers.base import Optimizer, ScalarOrSchedule, chain, expect_state, lift, step_count, value_at, zeros_like
+from fnn.optimizers.first_order import sgd
+from fnn.optimizers.transforms import weight_decay as add_decayed_weights
+
+__all__ = ["ema", "adam_moments", "scale_by_adam", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
+           "nadam", "AdagradState", "RmspropState", "AdadeltaState", "AdamState"]
 
 
+def ema(average, x, decay):
+    """One step of an exponential moving average, per leaf: ``decay * average + (1 - decay) * x``.
 
-def skip_biases(params):
-    """Default weight-decay mask: ``True`` (decay) for leaves with ``ndim >= 2`` (weights), ``False`` for biases."""
-    return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+    Example:
+      >>> round(float(ema(jnp.asarray(0.0), jnp.asarray(2.0), 0.9)), 6)
+      0.2
+    """
+    return decay * average + (1 - decay) * x
 
 
 class AdagradState(NamedTuple):
@@ -51,22 +64,23 @@ def adagrad(learning_rate: ScalarOrSchedule, eps: float = 1e-8, initial_accumula
     Reference: Duchi, Hazan & Singer, "Adaptive subgradient methods for online learning and stochastic
     optimization", JMLR 2011, Fig. 1 (diagonal form); CS231n notes, "Adagrad".
     """
-    check_positive("adagrad", learning_rate=learning_rate, eps=eps)
-    if initial_accumulator_value < 0:
-        raise ValueError(f"adagrad: initial_accumulator_value must be >= 0, got {initial_accumulator_value}; "
-                         f"use 0.0 (lecture) or 0.1 (optax).")
+    checks.positive("adagrad", learning_rate=learning_rate, eps=eps)
+    checks.non_negative("adagrad", fix="use 0.0 (lecture) or 0.1 (optax).",
+                        initial_accumulator_value=initial_accumulator_value)
 
     def init(params):
         return AdagradState(count=jnp.zeros([], jnp.int32),
                             cache=jax.tree.map(lambda x: jnp.full_like(x, initial_accumulator_value), params))
 
-    def leaf(g, cache, lr, eps):
+    def leaf(g, cache, *, lr, eps):
         cache = cache + g * g
         denom = jnp.sqrt(cache + eps) if eps_in_sqrt else jnp.sqrt(cache) + eps
         return -lr * (g / denom), cache
 
     def update(grads, state, params=None):
-        u, (cache,) = lift("adagrad", leaf, grads, (state.cache,), (value_at(learning_rate, state.count), eps))
+        expect_state("adagrad", state, AdagradState)
+        lr = value_at(learning_rate, state.count)
+        u, (cache,) = lift("adagrad", leaf, grads, (state.cache,), {"lr": lr, "eps": eps})
         return u, AdagradState(count=step_count(state.count), cache=cache)
 
     return Optimizer(init, update)
@@ -96,19 +110,20 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e
 
     Reference: Tieleman & Hinton, Neural Networks for Machine Learning, lecture 6e, 2012; CS231n notes, "RMSprop".
     """
-    check_positive("rmsprop", learning_rate=learning_rate, eps=eps)
-    check_unit("rmsprop", decay=decay)
+    checks.positive("rmsprop", learning_rate=learning_rate, eps=eps)
+    checks.unit_interval("rmsprop", decay=decay)
 
     def init(params):
         return RmspropState(count=jnp.zeros([], jnp.int32), cache=zeros_like(params))
 
-    def leaf(g, cache, lr, decay, eps):
-        cache = decay * cache + (1 - decay) * g * g
+    def leaf(g, cache, *, lr, decay, eps):
+        cache = ema(cache, g * g, decay)
         return -lr * (g / (jnp.sqrt(cache) + eps)), cache
 
     def update(grads, state, params=None):
+        expect_state("rmsprop", state, RmspropState)
         lr = value_at(learning_rate, state.count)
-        u, (cache,) = lift("rmsprop", leaf, grads, (state.cache,), (lr, decay, eps))
+        u, (cache,) = lift("rmsprop", leaf, grads, (state.cache,), {"lr": lr, "decay": decay, "eps": eps})
         return u, RmspropState(count=step_count(state.count), cache=cache)
 
     return Optimizer(init, update)
@@ -143,21 +158,22 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: float = 0.95, eps: floa
 
     Reference: Zeiler, "ADADELTA: an adaptive learning rate method", arXiv:1212.5701, 2012, Algorithm 1.
     """
-    check_positive("adadelta", learning_rate=learning_rate, eps=eps)
-    check_unit("adadelta", rho=rho)
+    checks.positive("adadelta", learning_rate=learning_rate, eps=eps)
+    checks.unit_interval("adadelta", rho=rho)
 
     def init(params):
         return AdadeltaState(count=jnp.zeros([], jnp.int32), Eg2=zeros_like(params), Edx2=zeros_like(params))
 
-    def leaf(g, Eg2, Edx2, lr, rho, eps):
-        Eg2 = rho * Eg2 + (1 - rho) * g * g
+    def leaf(g, Eg2, Edx2, *, lr, rho, eps):
+        Eg2 = ema(Eg2, g * g, rho)
         dx = jnp.sqrt(Edx2 + eps) / jnp.sqrt(Eg2 + eps) * g
-        Edx2 = rho * Edx2 + (1 - rho) * dx * dx
+        Edx2 = ema(Edx2, dx * dx, rho)
         return -lr * dx, Eg2, Edx2
 
     def update(grads, state, params=None):
+        expect_state("adadelta", state, AdadeltaState)
         lr = value_at(learning_rate, state.count)
-        u, (Eg2, Edx2) = lift("adadelta", leaf, grads, (state.Eg2, state.Edx2), (lr, rho, eps))
+        u, (Eg2, Edx2) = lift("adadelta", leaf, grads, (state.Eg2, state.Edx2), {"lr": lr, "rho": rho, "eps": eps})
         return u, AdadeltaState(count=step_count(state.count), Eg2=Eg2, Edx2=Edx2)
 
     return Optimizer(init, update)
@@ -175,16 +191,79 @@ def _bias(b, t):
 
 
 def _adam_checks(name, learning_rate, b1, b2, eps):
-    check_positive(name, learning_rate=learning_rate, eps=eps)
-    check_unit(name, b1=b1, b2=b2)
+    checks.positive(name, learning_rate=learning_rate, eps=eps)
+    checks.unit_interval(name, b1=b1, b2=b2)
+
+
+def _adam_init(params):
+    return AdamState(count=jnp.zeros([], jnp.int32), m=zeros_like(params), v=zeros_like(params))
+
+
+def adam_moments(g, m, v, *, b1, b2, bc1, bc2):
+    """Adam's moment block, per leaf: ``m = ema(m, g, b1);  v = ema(v, g^2, b2);  m_hat = m / bc1;  v_hat = v / bc2``.
+
+    ``bc1 = 1 - b1^t`` and ``bc2 = 1 - b2^t`` are the bias corrections at step ``t = count + 1``. Used by
+    :func:`scale_by_adam` (hence adam and adamw) and :func:`nadam`.
+
+    Returns:
+      ``(m, v, m_hat, v_hat)``: the new moments (to store) and their bias-corrected values (to step with).
+
+    Example:
+      >>> m, v, m_hat, v_hat = adam_moments(jnp.asarray(2.0), 0.0, 0.0, b1=0.9, b2=0.999, bc1=0.1, bc2=0.001)
+      >>> round(float(m_hat), 6), round(float(v_hat), 6)
+      (2.0, 4.0)
+
+    Reference: Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015, Algorithm 1.
+    """
+    m, v = ema(m, g, b1), ema(v, g * g, b2)
+    return m, v, m / bc1, v / bc2
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """Adam's direction without the learning rate: ``u = m_hat / (sqrt(v_hat) + eps)`` (see :func:`adam_moments`).
+
+    The building block of :func:`adam` and :func:`adamw`; chain it with a step (``sgd(lr)``) to descend.
+    Twin: ``optax.scale_by_adam(b1, b2, eps)``.
+
+    Args:
+      b1, b2: moment decay rates in [0, 1).
+      eps: > 0, added outside the root.
+
+    Returns:
+      An Optimizer with state ``AdamState(count, m, v)``; updates have the shapes of the gradients.
+
+    Example:
+      >>> opt = scale_by_adam()
+      >>> u, state = opt.update(jnp.asarray([3.0, -0.5]), opt.init(jnp.zeros(2)))
+      >>> [round(x, 3) for x in u.tolist()]  # the first step is sign(g), up to eps and rounding
+      [1.0, -1.0]
+
+    Reference: Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015, Algorithm 1.
+    """
+    checks.positive("scale_by_adam", eps=eps)
+    checks.unit_interval("scale_by_adam", b1=b1, b2=b2)
+
+    def leaf(g, m, v, *, b1, b2, eps, bc1, bc2):
+        m, v, m_hat, v_hat = adam_moments(g, m, v, b1=b1, b2=b2, bc1=bc1, bc2=bc2)
+        return m_hat / (jnp.sqrt(v_hat) + eps), m, v
+
+    def update(grads, state, params=None):
+        expect_state("scale_by_adam", state, AdamState)
+        t = step_count(state.count)
+        hypers = {"b1": b1, "b2": b2, "eps": eps, "bc1": _bias(b1, t), "bc2": _bias(b2, t)}
+        u, (m, v) = lift("scale_by_adam", leaf, grads, (state.m, state.v), hypers)
+        return u, AdamState(count=t, m=m, v=v)
+
+    return Optimizer(_adam_init, update)
 
 
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
          eps: float = 1e-8) -> Optimizer:
-    """Adam: bias-corrected first and second moments.
+    """Adam: bias-corrected first and second moments, ``chain(scale_by_adam(b1, b2, eps), sgd(lr))``.
 
     With ``t = count + 1``: ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  m_hat = m / (1 - b1^t);
-    v_hat = v / (1 - b2^t);  x += -lr * m_hat / (sqrt(v_hat) + eps)``. Twin: ``optax.adam`` (same convention).
+    v_hat = v / (1 - b2^t);  x += -lr * m_hat / (sqrt(v_hat) + eps)``. Twin: ``optax.adam`` (same convention,
+    same composition: optax's is ``chain(scale_by_adam, scale_by_learning_rate)``).
 
     Args:
       learning_rate: ``lr`` > 0, number or schedule.
@@ -192,50 +271,44 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.
       eps: > 0, added outside the root.
 
     Returns:
-      An Optimizer with state ``AdamState(count, m, v)``.
+      An Optimizer with state ``(AdamState(count, m, v), SgdState(count))``.
 
     Example:
       >>> opt = adam(1e-3)
+      >>> adam_state, _ = opt.init(jnp.zeros(3))
+      >>> adam_state.m.shape
+      (3,)
 
     Reference: Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015, Algorithm 1.
     """
     _adam_checks("adam", learning_rate, b1, b2, eps)
-
-    def init(params):
-        return AdamState(count=jnp.zeros([], jnp.int32), m=zeros_like(params), v=zeros_like(params))
-
-    def leaf(g, m, v, lr, b1, b2, eps, bc1, bc2):
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        m_hat, v_hat = m / bc1, v / bc2
-        return -lr * (m_hat / (jnp.sqrt(v_hat) + eps)), m, v
-
-    def update(grads, state, params=None):
-        t = step_count(state.count)
-        scalars = (value_at(learning_rate, state.count), b1, b2, eps, _bias(b1, t), _bias(b2, t))
-        u, (m, v) = lift("adam", leaf, grads, (state.m, state.v), scalars)
-        return u, AdamState(count=t, m=m, v=v)
-
-    return Optimizer(init, update)
+    return chain(scale_by_adam(b1, b2, eps), sgd(learning_rate))
 
 
 def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-          weight_decay: float = 1e-4, mask: Callable | Any | None = skip_biases) -> Optimizer:
+          weight_decay: float = 1e-4, mask: Callable | Any | None = None) -> Optimizer:
     """AdamW: Adam with decoupled weight decay, ``x += -lr * (m_hat / (sqrt(v_hat) + eps) + wd * x)``.
 
-    ``m_hat, v_hat`` as in :func:`fnn.optimizers.adaptive.adam`; the decay term applies only where ``mask`` is True.
-    Departure from ``optax.adamw``: the default mask here skips biases (leaves with ``ndim < 2``,
-    ``fnn.optimizers.skip_biases``); optax decays everything by default. ``optax.adamw(lr, b1, b2, eps, wd,
-    mask=skip_biases)`` is the exact twin, and ``mask=None`` on both sides decays every leaf. As in optax (and
-    unlike the paper's separate schedule multiplier) the decay is scaled by the learning rate.
+    Built by composition, as in optax: ``chain(scale_by_adam(b1, b2, eps), weight_decay(wd, mask), sgd(lr))``,
+    so ``m_hat, v_hat`` are Adam's (:func:`adam_moments`) and the decay term ``wd * x`` is added after Adam's
+    normalisation, where ``mask`` is True. As in optax (and unlike the paper's separate schedule multiplier
+    ``eta_t``) the decay is scaled by the learning rate.
+
+    The mask is fnn's one weight-decay mask (:func:`fnn.losses.resolve_mask`): ``None`` decays the weights only
+    (:func:`fnn.losses.weight_mask`: not biases, not BatchNorm/LayerNorm ``gamma``/``beta``), exactly what
+    ``l2_penalty`` penalises; ``True`` decays every leaf. Departure from ``optax.adamw``, whose ``mask=None``
+    decays every leaf: ``optax.adamw(lr, b1, b2, eps, wd, mask=fnn.losses.weight_mask)`` is the exact twin of the
+    default, and ``optax.adamw(lr, b1, b2, eps, wd)`` the twin of ``mask=True``.
 
     Args:
       learning_rate, b1, b2, eps: as in Adam.
       weight_decay: ``wd`` >= 0.
-      mask: None (decay all), a pytree of bools like params, or a callable ``params -> pytree of bools``.
+      mask: None (weights only), True (every leaf), a pytree of bools like params, or a callable
+        ``params -> pytree of bools``.
 
     Returns:
-      An Optimizer with state ``AdamState(count, m, v)``; ``update`` needs ``params``.
+      An Optimizer with state ``(AdamState(count, m, v), EmptyState(), SgdState(count))``; ``update`` needs
+      ``params``.
 
     Example:
       >>> opt = adamw(1e-3, weight_decay=1e-2)
@@ -243,40 +316,24 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0
     Reference: Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019, Algorithm 2.
     """
     _adam_checks("adamw", learning_rate, b1, b2, eps)
-    if weight_decay < 0:
-        raise ValueError(f"adamw: weight_decay must be >= 0, got {weight_decay}; e.g. 1e-4.")
-
-    def init(params):
-        return AdamState(count=jnp.zeros([], jnp.int32), m=zeros_like(params), v=zeros_like(params))
-
-    def leaf(g, m, v, x, decay, lr, b1, b2, eps, wd, bc1, bc2):
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        m_hat, v_hat = m / bc1, v / bc2
-        step = m_hat / (jnp.sqrt(v_hat) + eps)
-        return -lr * (step + wd * x if decay else step), m, v
+    checks.non_negative("adamw", weight_decay=weight_decay)
+    inner = chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay, mask), sgd(learning_rate))
 
     def update(grads, state, params=None):
         if params is None:
             raise ValueError("adamw: update needs params for the weight decay; call update(grads, state, params).")
-        t = step_count(state.count)
-        where = (jax.tree.map(lambda _: True, params) if mask is None
-                 else mask(params) if callable(mask) else mask)
-        scalars = (value_at(learning_rate, state.count), b1, b2, eps, weight_decay, _bias(b1, t), _bias(b2, t))
-        u, (m, v, _, _) = lift("adamw", lambda g, m, v, x, d, *s: leaf(g, m, v, x, d, *s) + (x, d), grads,
-                               (state.m, state.v, params, where), scalars, what="params/state")
-        return u, AdamState(count=t, m=m, v=v)
+        return inner.update(grads, state, params)
 
-    return Optimizer(init, update)
+    return Optimizer(inner.init, update)
 
 
 def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1: float = 0.9, b2: float = 0.999,
            eps: float = 1e-8) -> Optimizer:
     """Adamax: Adam with the infinity norm, ``u = max(b2 u, |g| + eps);  x += -lr * (m / (1 - b1^t)) / u``.
 
-    ``m = b1 m + (1 - b1) g`` as in Adam; ``u`` (stored in the state's ``v``) needs no bias correction.
-    Departure from the paper (which has no eps): ``eps`` sits inside the max, as in ``optax.adamax``, the twin,
-    so ``u >= eps`` and the step is finite even for a zero gradient.
+    ``m = b1 m + (1 - b1) g`` as in Adam (one :func:`ema` step); ``u`` (stored in the state's ``v``) needs no
+    bias correction. Departure from the paper (which has no eps): ``eps`` sits inside the max, as in
+    ``optax.adamax``, the twin, so ``u >= eps`` and the step is finite even for a zero gradient.
 
     Args:
       learning_rate: ``lr`` > 0, number or schedule (paper default 0.002).
@@ -293,29 +350,27 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1: float = 0.9, b2: float = 
     """
     _adam_checks("adamax", learning_rate, b1, b2, eps)
 
-    def init(params):
-        return AdamState(count=jnp.zeros([], jnp.int32), m=zeros_like(params), v=zeros_like(params))
-
-    def leaf(g, m, u, lr, b1, b2, eps, bc1):
-        m = b1 * m + (1 - b1) * g
+    def leaf(g, m, u, *, lr, b1, b2, eps, bc1):
+        m = ema(m, g, b1)
         u = jnp.maximum(b2 * u, jnp.abs(g) + eps)
         return -lr * ((m / bc1) / u), m, u
 
     def update(grads, state, params=None):
+        expect_state("adamax", state, AdamState)
         t = step_count(state.count)
-        scalars = (value_at(learning_rate, state.count), b1, b2, eps, _bias(b1, t))
-        u, (m, v) = lift("adamax", leaf, grads, (state.m, state.v), scalars)
+        hypers = {"lr": value_at(learning_rate, state.count), "b1": b1, "b2": b2, "eps": eps, "bc1": _bias(b1, t)}
+        u, (m, v) = lift("adamax", leaf, grads, (state.m, state.v), hypers)
         return u, AdamState(count=t, m=m, v=v)
 
-    return Optimizer(init, update)
+    return Optimizer(_adam_init, update)
 
 
 def nadam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
           eps: float = 1e-8) -> Optimizer:
     """Nadam: Adam with a Nesterov look-ahead on the first moment.
 
-    With ``t = count + 1``: ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-    m_hat = b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t);  v_hat = v / (1 - b2^t);
+    With ``t = count + 1``: ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2`` (Adam's moment block,
+    :func:`adam_moments`); ``m_hat = b1 * m / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t);  v_hat = v / (1 - b2^t);
     x += -lr * m_hat / (sqrt(v_hat) + eps)``. Twin: ``optax.nadam``. Departure from Dozat: constant ``b1``
     (no momentum schedule ``mu_t``) and no extra ``b2`` factor on ``v_hat``, as in optax and Keras.
 
@@ -332,21 +387,17 @@ def nadam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0
     """
     _adam_checks("nadam", learning_rate, b1, b2, eps)
 
-    def init(params):
-        return AdamState(count=jnp.zeros([], jnp.int32), m=zeros_like(params), v=zeros_like(params))
-
-    def leaf(g, m, v, lr, b1, b2, eps, bc1, bc1_next, bc2):
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        m_hat = b1 * (m / bc1_next) + (1 - b1) * (g / bc1)
-        v_hat = v / bc2
+    def leaf(g, m, v, *, lr, b1, b2, eps, bc1, bc1_next, bc2):
+        m, v, _, v_hat = adam_moments(g, m, v, b1=b1, b2=b2, bc1=bc1, bc2=bc2)
+        m_hat = b1 * (m / bc1_next) + (1 - b1) * (g / bc1)  # the look-ahead replaces Adam's m / bc1
         return -lr * (m_hat / (jnp.sqrt(v_hat) + eps)), m, v
 
     def update(grads, state, params=None):
+        expect_state("nadam", state, AdamState)
         t = step_count(state.count)
-        scalars = (value_at(learning_rate, state.count), b1, b2, eps, _bias(b1, t), _bias(b1, t + 1),
-                   _bias(b2, t))
-        u, (m, v) = lift("nadam", leaf, grads, (state.m, state.v), scalars)
+        hypers = {"lr": value_at(learning_rate, state.count), "b1": b1, "b2": b2, "eps": eps,
+                  "bc1": _bias(b1, t), "bc1_next": _bias(b1, t + 1), "bc2": _bias(b2, t)}
+        u, (m, v) = lift("nadam", leaf, grads, (state.m, state.v), hypers)
         return u, AdamState(count=t, m=m, v=v)
 
-    return Optimizer(init, update)
+    return Optimizer(_adam_init, update)

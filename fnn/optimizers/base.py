@@ -14,10 +14,11 @@ schedule ``step -> value`` (see ``fnn.optimizers.schedules``), evaluated at ``co
 written once, in the symbols of its docstring, and lifted over the pytree in one place (:func:`lift`), which
 also rejects a gradient tree whose structure differs from the parameter/state tree, printing both.
 
-First-order rules live in this file (sgd, momentum, nesterov, delta_bar_delta); the adaptive ones (adagrad,
-rmsprop, adadelta, adam, adamw, adamax, nadam) in ``fnn/optimizers/adaptive.py`` and L-BFGS / Newton in
-``fnn/optimizers/second_order.py``; all are re-exported here. :data:`RULES` and :func:`from_name` are the name registry used
-by ``fnn compare`` and by the shared contract tests.
+This module is the bottom of the package (it imports no other optimizer module). The rules live in
+``first_order.py`` (sgd, momentum, nesterov, delta_bar_delta), ``adaptive.py`` (adagrad, rmsprop, adadelta, adam,
+adamw, adamax, nadam), ``second_order.py`` (L-BFGS, Newton), the transforms in ``transforms.py`` and the schedules
+in ``schedules.py``; the package front ``fnn/optimizers/__init__.py`` re-exports them and holds the name registry
+(:data:`RULES`, :func:`from_name`). Hyper-parameters are validated with :mod:`fnn.checks`.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_at", "step_count", "zeros_like",
-           "check_positive", "check_unit", "Schedule", "ScalarOrSchedule"]
+__all__ = ["Optimizer", "apply_updates", "chain", "expect_state", "lift", "check_tree", "value_at", "step_count",
+           "zeros_like", "Schedule", "ScalarOrSchedule"]
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | Schedule
@@ -65,7 +66,18 @@ def apply_updates(params, updates):
 
 
 def check_tree(name: str, grads, other, what: str) -> None:
-    """Raise a ValueError, printing both structures, if ``grads`` and ``other`` are different pytrees."""
+    """Raise a ValueError if ``grads`` and ``other`` are different pytrees (both structures are printed) or if a
+    gradient leaf's shape differs from the matching array leaf's (the leaf's path and both shapes are named).
+
+    Shapes are checked, not only structures, because a broadcastable gradient would otherwise be broadcast: a
+    (4, 3, 2) gradient for a (3, 2) weight would silently turn the weight into a (4, 3, 2) array.
+
+    Example:
+      >>> check_tree("sgd", {"W": jnp.ones((4, 3, 2))}, {"W": jnp.ones((3, 2))}, "params")
+      Traceback (most recent call last):
+      ...
+      ValueError: sgd: the gradient of ['W'] has shape (4, 3, 2) but its params leaf has shape (3, 2); ...
+    """
     g_def, o_def = jax.tree.structure(grads), jax.tree.structure(other)
     if g_def != o_def:
         raise ValueError(
@@ -73,6 +85,31 @@ def check_tree(name: str, grads, other, what: str) -> None:
             f"Pass gradients with exactly the structure of the parameters given to init "
             f"(e.g. jax.grad(loss)(params))."
         )
+    for (path, g), o in zip(jax.tree_util.tree_flatten_with_path(grads)[0], jax.tree.leaves(other)):
+        if hasattr(g, "shape") and hasattr(o, "shape") and tuple(g.shape) != tuple(o.shape):
+            raise ValueError(f"{name}: the gradient of {jax.tree_util.keystr(path) or '<root>'} has shape "
+                             f"{tuple(g.shape)} but its {what} leaf has shape {tuple(o.shape)}; pass gradients of the "
+                             f"parameters' own shapes (e.g. jax.grad(loss)(params)); a broadcastable shape would "
+                             f"silently change the parameter's shape")
+
+
+def expect_state(name: str, state, cls) -> None:
+    """Raise a TypeError naming both types if ``state`` is not the ``cls`` state this rule's ``init`` makes (a state
+    of another optimizer would otherwise fail deep inside the update, or mix two runs).
+
+    Example:
+      >>> from typing import NamedTuple
+      >>> class SgdState(NamedTuple):
+      ...     count: int
+      >>> expect_state("sgd", (0, 1), SgdState)
+      Traceback (most recent call last):
+      ...
+      TypeError: sgd: expected the SgdState that sgd's init returns, got tuple; ...
+    """
+    if not isinstance(state, cls):
+        raise TypeError(f"{name}: expected the {cls.__name__} that {name}'s init returns, got "
+                        f"{type(state).__name__}; pass the state made by this optimizer's init (a state of another "
+                        f"optimizer does not fit)")
 
 
 def value_at(h: ScalarOrSchedule, count):
@@ -80,14 +117,16 @@ def value_at(h: ScalarOrSchedule, count):
     return h(count) if callable(h) else h
 
 
-def lift(name: str, leaf_fn: Callable, grads, trees: tuple, scalars: tuple = (), what: str = "state",
-         params=None):
+def lift(name: str, leaf_fn: Callable, grads, trees: tuple = (), hypers: dict | None = None, *,
+         what: str = "state", params=None):
     """Apply per-array math ``leaf_fn`` to every leaf of a pytree: the one place rules meet pytrees.
 
-    ``leaf_fn(g, *tree_leaves, *scalars) -> (u, *new_tree_leaves)`` is called once per leaf of ``grads``, with
-    the matching leaf of each tree in ``trees`` (state moments, params) and the scalar hyper-parameters: Python
-    numbers are passed as they are (weakly typed, so ``1 - b1`` is computed in double precision as in optax),
-    arrays (schedule values, bias corrections) are cast to the leaf's dtype, so float32, float64 and bfloat16
+    ``leaf_fn(g, *tree_leaves, **hypers) -> u`` or ``(u, *new_tree_leaves)`` is called once per leaf of
+    ``grads``, with the matching leaf of each tree in ``trees`` (state moments, params) positionally and the
+    hyper-parameters *by name*: per-leaf functions declare them keyword-only (``def leaf(g, m, v, *, lr, b1,
+    ...)``), so a misspelt or missing one is a ``TypeError``, never a silently permuted tuple. Python numbers
+    are passed as they are (weakly typed, so ``1 - b1`` is computed in double precision as in optax); arrays
+    (schedule values, bias corrections) are cast to the leaf's dtype, so float32, float64 and bfloat16
     parameters keep their dtype.
 
     Args:
@@ -95,7 +134,7 @@ def lift(name: str, leaf_fn: Callable, grads, trees: tuple, scalars: tuple = (),
       leaf_fn: the per-leaf update.
       grads: pytree of gradient arrays.
       trees: tuple of pytrees with the structure of ``grads``.
-      scalars: tuple of scalars (Python numbers or 0-d arrays).
+      hypers: ``{name: scalar}`` (Python numbers or 0-d arrays), passed to ``leaf_fn`` as keyword arguments.
       what: what ``trees`` are, for error messages.
       params: optional parameter tree that ``grads`` must also match (for rules without per-leaf state).
 
@@ -104,18 +143,26 @@ def lift(name: str, leaf_fn: Callable, grads, trees: tuple, scalars: tuple = (),
 
     Raises:
       ValueError: if a tree's structure differs from ``grads``'s; both structures are printed.
+
+    Example:
+      >>> def leaf(g, m, *, b):  # one step of a running mean m of g; the update is g - m
+      ...     return g - m, b * m + (1 - b) * g
+      >>> u, (m,) = lift("mean", leaf, jnp.ones(2), (jnp.zeros(2),), {"b": 0.5})
+      >>> u.tolist(), m.tolist()
+      ([1.0, 1.0], [0.5, 0.5])
     """
     if params is not None:
         check_tree(name, grads, params, "params")
     for tree in trees:
         check_tree(name, grads, tree, what)
+    hypers = hypers or {}
     g_def = jax.tree.structure(grads)
     g_leaves = jax.tree.leaves(grads)
     t_leaves = [g_def.flatten_up_to(tree) for tree in trees]
     outs = []
     for i, g in enumerate(g_leaves):
-        s = [c if isinstance(c, (bool, int, float)) else jnp.asarray(c, dtype=g.dtype) for c in scalars]
-        out = leaf_fn(g, *[leaves[i] for leaves in t_leaves], *s)
+        h = {k: c if isinstance(c, (bool, int, float)) else jnp.asarray(c, dtype=g.dtype) for k, c in hypers.items()}
+        out = leaf_fn(g, *[leaves[i] for leaves in t_leaves], **h)
         outs.append(out if isinstance(out, tuple) else (out,))
     columns = list(zip(*outs)) if outs else [() for _ in range(1 + len(trees))]
     trees_out = tuple(g_def.unflatten(list(col)) for col in columns)
@@ -130,20 +177,6 @@ def zeros_like(params):
 def step_count(count):
     """``count + 1`` saturating at the int32 maximum (the next value of a state's step counter)."""
     return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
-
-
-def check_positive(name: str, **values) -> None:
-    """ValueError unless every non-schedule value is > 0 (learning rates, eps, ...)."""
-    for key, v in values.items():
-        if not callable(v) and not float(v) > 0:
-            raise ValueError(f"{name}: {key} must be > 0, got {key}={v!r}; pass a positive number or a schedule.")
-
-
-def check_unit(name: str, **values) -> None:
-    """ValueError unless every non-schedule value lies in [0, 1) (betas, momentum, decay rates)."""
-    for key, v in values.items():
-        if not callable(v) and not 0.0 <= float(v) < 1.0:
-            raise ValueError(f"{name}: {key} must lie in [0, 1), got {key}={v!r}; e.g. {key}=0.9.")
 
 
 # ----------------------------------------------------------------------------------------- composition
@@ -161,6 +194,7 @@ def chain(*transforms) -> Optimizer:
       An Optimizer whose state is a tuple with one entry per transform.
 
     Example:
+      >>> from fnn.optimizers import sgd
       >>> opt = chain(optax.clip_by_global_norm(1.0), sgd(0.1))
 
     Reference: optax ``chain`` (same semantics).

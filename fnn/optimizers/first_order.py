@@ -1,6 +1,7 @@
 """First-order rules: plain SGD, momentum, Nesterov's accelerated gradient, and delta-bar-delta.
 
 The contract (``Optimizer(init, update)``) and the helpers every rule uses are in :mod:`fnn.optimizers.base`.
+Each rule's per-leaf function takes its hyper-parameters by name (keyword-only), in the symbols of its docstring.
 """
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.optimizers.base import (Optimizer, ScalarOrSchedule, check_positive, check_unit, lift, step_count,
-                                 value_at, zeros_like)
+from fnn import checks
+from fnn.optimizers.base import Optimizer, ScalarOrSchedule, expect_state, lift, step_count, value_at, zeros_like
 
 __all__ = ["sgd", "momentum", "nesterov", "delta_bar_delta", "SgdState", "MomentumState", "DeltaBarDeltaState"]
 
@@ -36,14 +37,15 @@ def sgd(learning_rate: ScalarOrSchedule) -> Optimizer:
 
     Reference: Robbins & Monro, "A stochastic approximation method", 1951; optax ``sgd`` (twin, exact).
     """
-    check_positive("sgd", learning_rate=learning_rate)
+    checks.positive("sgd", learning_rate=learning_rate)
 
     def init(params):
         return SgdState(count=jnp.zeros([], jnp.int32))
 
     def update(grads, state, params=None):
+        expect_state("sgd", state, SgdState)
         lr = value_at(learning_rate, state.count)
-        u, _ = lift("sgd", lambda g, lr: -lr * g, grads, (), (lr,), params=params)
+        u, _ = lift("sgd", lambda g, *, lr: -lr * g, grads, (), {"lr": lr}, params=params)
         return u, SgdState(count=step_count(state.count))
 
     return Optimizer(init, update)
@@ -75,19 +77,20 @@ def momentum(learning_rate: ScalarOrSchedule, mu: ScalarOrSchedule = 0.9) -> Opt
     Reference: Polyak, "Some methods of speeding up the convergence of iteration methods", 1964;
     Sutskever et al., "On the importance of initialization and momentum in deep learning", ICML 2013, eq. (1)-(2).
     """
-    check_positive("momentum", learning_rate=learning_rate)
-    check_unit("momentum", mu=mu)
+    checks.positive("momentum", learning_rate=learning_rate)
+    checks.unit_interval("momentum", mu=mu)
 
     def init(params):
         return MomentumState(count=jnp.zeros([], jnp.int32), v=zeros_like(params))
 
-    def leaf(g, v, lr, mu):
+    def leaf(g, v, *, lr, mu):
         v = mu * v - lr * g
         return v, v
 
     def update(grads, state, params=None):
+        expect_state("momentum", state, MomentumState)
         lr, m = value_at(learning_rate, state.count), value_at(mu, state.count)
-        u, (v,) = lift("momentum", leaf, grads, (state.v,), (lr, m))
+        u, (v,) = lift("momentum", leaf, grads, (state.v,), {"lr": lr, "mu": m})
         return u, MomentumState(count=step_count(state.count), v=v)
 
     return Optimizer(init, update)
@@ -117,19 +120,20 @@ def nesterov(learning_rate: ScalarOrSchedule, mu: ScalarOrSchedule = 0.9) -> Opt
     Reference: Nesterov, "A method for solving the convex programming problem with convergence rate
     O(1/k^2)", 1983; Bengio et al., "Advances in optimizing recurrent networks", 2013, eq. (7) (the rewrite).
     """
-    check_positive("nesterov", learning_rate=learning_rate)
-    check_unit("nesterov", mu=mu)
+    checks.positive("nesterov", learning_rate=learning_rate)
+    checks.unit_interval("nesterov", mu=mu)
 
     def init(params):
         return MomentumState(count=jnp.zeros([], jnp.int32), v=zeros_like(params))
 
-    def leaf(g, v, lr, mu):
+    def leaf(g, v, *, lr, mu):
         v = mu * v - lr * g  # v = mu * v_prev - lr * g
         return mu * v - lr * g, v  # = -mu * v_prev + (1 + mu) * v, without keeping v_prev
 
     def update(grads, state, params=None):
+        expect_state("nesterov", state, MomentumState)
         lr, m = value_at(learning_rate, state.count), value_at(mu, state.count)
-        u, (v,) = lift("nesterov", leaf, grads, (state.v,), (lr, m))
+        u, (v,) = lift("nesterov", leaf, grads, (state.v,), {"lr": lr, "mu": m})
         return u, MomentumState(count=step_count(state.count), v=v)
 
     return Optimizer(init, update)
@@ -171,8 +175,8 @@ def delta_bar_delta(learning_rate: ScalarOrSchedule, kappa: float = 0.05, phi: f
     Reference: Jacobs, "Increased rates of convergence through learning rate adaptation", Neural Networks 1988,
     eq. (4)-(5); Hinton, Neural Networks for Machine Learning, lecture 6d, 2012.
     """
-    check_positive("delta_bar_delta", learning_rate=learning_rate, kappa=kappa, phi=phi, min_gain=min_gain)
-    check_unit("delta_bar_delta", theta=theta)
+    checks.positive("delta_bar_delta", learning_rate=learning_rate, kappa=kappa, phi=phi, min_gain=min_gain)
+    checks.unit_interval("delta_bar_delta", theta=theta)
     if not (phi < 1.0 and min_gain <= 1.0 <= max_gain):
         raise ValueError(f"delta_bar_delta: need phi < 1 and min_gain <= 1 <= max_gain, got phi={phi}, "
                          f"min_gain={min_gain}, max_gain={max_gain}; e.g. phi=0.95, min_gain=0.1, max_gain=10.")
@@ -181,7 +185,7 @@ def delta_bar_delta(learning_rate: ScalarOrSchedule, kappa: float = 0.05, phi: f
         return DeltaBarDeltaState(count=jnp.zeros([], jnp.int32), gain=jax.tree.map(jnp.ones_like, params),
                                   bar_delta=zeros_like(params))
 
-    def leaf(g, gain, bar_delta, lr, kappa, phi, theta, min_gain, max_gain):
+    def leaf(g, gain, bar_delta, *, lr, kappa, phi, theta, min_gain, max_gain):
         agree = g * bar_delta
         gain = jnp.clip(jnp.where(agree > 0, gain + kappa, jnp.where(agree < 0, gain * phi, gain)),
                         min_gain, max_gain)
@@ -189,9 +193,11 @@ def delta_bar_delta(learning_rate: ScalarOrSchedule, kappa: float = 0.05, phi: f
         return -lr * gain * g, gain, bar_delta
 
     def update(grads, state, params=None):
+        expect_state("delta_bar_delta", state, DeltaBarDeltaState)
         lr = value_at(learning_rate, state.count)
         u, (gain, bar) = lift("delta_bar_delta", leaf, grads, (state.gain, state.bar_delta),
-                              (lr, kappa, phi, theta, min_gain, max_gain))
+                              {"lr": lr, "kappa": kappa, "phi": phi, "theta": theta, "min_gain": min_gain,
+                               "max_gain": max_gain})
         return u, DeltaBarDeltaState(count=step_count(state.count), gain=gain, bar_delta=bar)
 
     return Optimizer(init, update)

@@ -13,13 +13,9 @@ from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
+from fnn import checks
+
 Schedule = Callable[[object], object]
-
-
-def _check(name: str, **values) -> None:
-    for key, v in values.items():
-        if not v > 0:
-            raise ValueError(f"{name}: {key} must be > 0, got {key}={v!r}.")
 
 
 def _t(step):
@@ -62,7 +58,9 @@ def step_decay(init_value: float, every: int, factor: float = 0.5) -> Schedule:
 
     Reference: CS231n notes, "Annealing the learning rate" (step decay).
     """
-    _check("step_decay", init_value=init_value, every=every, factor=factor)
+    checks.positive("step_decay", init_value=init_value, every=every, factor=factor)
+    checks.in_range("step_decay", 0, 1, closed=True, fix="a decay multiplies by a factor in (0, 1]; for growth "
+                    "write the schedule yourself.", factor=factor)
     return lambda step: init_value * factor ** jnp.floor(_t(step) / every)
 
 
@@ -84,9 +82,8 @@ def exponential(init_value: float, k: float) -> Schedule:
 
     Reference: CS231n notes, "Annealing the learning rate" (exponential decay).
     """
-    _check("exponential", init_value=init_value)
-    if k < 0:
-        raise ValueError(f"exponential: k must be >= 0, got k={k!r}.")
+    checks.positive("exponential", init_value=init_value)
+    checks.non_negative("exponential", fix="pass k=0 for a constant.", k=k)
     return lambda step: init_value * jnp.exp(-k * _t(step))
 
 
@@ -106,9 +103,8 @@ def inverse_time(init_value: float, k: float) -> Schedule:
 
     Reference: CS231n notes, "Annealing the learning rate" (1/t decay); Robbins & Monro, 1951.
     """
-    _check("inverse_time", init_value=init_value)
-    if k < 0:
-        raise ValueError(f"inverse_time: k must be >= 0, got k={k!r}.")
+    checks.positive("inverse_time", init_value=init_value)
+    checks.non_negative("inverse_time", fix="pass k=0 for a constant.", k=k)
     return lambda step: init_value / (1 + k * _t(step))
 
 
@@ -156,9 +152,8 @@ def cosine(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
 
     Reference: Loshchilov & Hutter, "SGDR: stochastic gradient descent with warm restarts", ICLR 2017, eq. (5).
     """
-    _check("cosine", init_value=init_value, decay_steps=decay_steps)
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"cosine: alpha must lie in [0, 1], got alpha={alpha!r}.")
+    checks.positive("cosine", init_value=init_value, decay_steps=decay_steps)
+    checks.probability("cosine", fix="alpha is the final value as a fraction of init_value, e.g. 0.0.", alpha=alpha)
     return lambda step: init_value * ((1 - alpha) * (1 + jnp.cos(jnp.pi * jnp.minimum(_t(step), decay_steps)
                                                                   / decay_steps)) / 2 + alpha)
 
@@ -183,7 +178,7 @@ def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0)
 
     Reference: Goyal et al., "Accurate, large minibatch SGD: training ImageNet in 1 hour", 2017, section 2.2.
     """
-    _check("linear_warmup", warmup_steps=warmup_steps)
+    checks.positive("linear_warmup", warmup_steps=warmup_steps)
     return lambda step: init_value + (peak_value - init_value) * jnp.minimum(_t(step), warmup_steps) / warmup_steps
 
 
@@ -239,9 +234,8 @@ def momentum_annealing(every: int = 250, mu_max: float = 0.99) -> Schedule:
     Reference: Sutskever, Martens, Dahl & Hinton, "On the importance of initialization and momentum in deep
     learning", ICML 2013, eq. (5).
     """
-    _check("momentum_annealing", every=every)
-    if not 0.5 <= mu_max < 1:
-        raise ValueError(f"momentum_annealing: mu_max must lie in [0.5, 1), got mu_max={mu_max!r}.")
+    checks.positive("momentum_annealing", every=every)
+    checks.in_range("momentum_annealing", 0.5, 1, fix="e.g. mu_max=0.99.", mu_max=mu_max)
     return lambda step: jnp.minimum(1 - 2.0 ** (-1 - jnp.log2(jnp.floor(_t(step) / every) + 1)), mu_max)
 
 

@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from fnn.optimizers.base import Optimizer, ScalarOrSchedule, check_positive, check_tree, step_count, value_at
+from fnn import checks
+from fnn.optimizers.base import Optimizer, ScalarOrSchedule, check_tree, expect_state, step_count, value_at
 
+__all__ = ["newton", "lbfgs", "NewtonState", "LbfgsState"]
 
 
 class NewtonState(NamedTuple):
@@ -45,12 +47,13 @@ def newton(fun: Callable, learning_rate: ScalarOrSchedule = 1.0, damping: float 
     Reference: Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, eq. (3.30) (Newton step) and section 3.4
     (Hessian modification).
     """
-    check_positive("newton", learning_rate=learning_rate, damping=damping)
+    checks.positive("newton", learning_rate=learning_rate, damping=damping)
 
     def init(params):
         return NewtonState(count=jnp.zeros([], jnp.int32))
 
     def update(grads, state, params=None):
+        expect_state("newton", state, NewtonState)
         if params is None:
             raise ValueError("newton: update needs params to evaluate the Hessian; call update(grads, state, params).")
         check_tree("newton", grads, params, "params")
@@ -124,11 +127,13 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Cal
     Reference: Nocedal & Wright, Numerical Optimization, 2nd ed., 2006, Algorithms 7.4-7.5 and eq. (7.20);
     Liu & Nocedal, "On the limited memory BFGS method for large scale optimization", 1989.
     """
-    check_positive("lbfgs", learning_rate=learning_rate, c1=c1, shrink=shrink)
+    checks.positive("lbfgs", learning_rate=learning_rate, c1=c1, shrink=shrink)
     if memory_size < 1 or max_backtracking_steps < 0 or not (c1 < 1 and shrink < 1 and grow >= 1):
         raise ValueError(f"lbfgs: need memory_size >= 1, max_backtracking_steps >= 0, 0 < c1 < 1, 0 < shrink < 1 "
                          f"and grow >= 1; got memory_size={memory_size}, max_backtracking_steps="
                          f"{max_backtracking_steps}, c1={c1}, shrink={shrink}, grow={grow}.")
+    checks.positive_int("lbfgs", memory_size=memory_size)
+    checks.non_negative_int("lbfgs", max_backtracking_steps=max_backtracking_steps)
 
     def init(params):
         stack = jax.tree.map(lambda x: jnp.zeros((memory_size,) + jnp.shape(x), x.dtype), params)
@@ -156,6 +161,7 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Cal
         return jnp.where(jnp.isinf(err), 0.0, eta).astype(eta_prev.dtype)
 
     def update(grads, state, params=None):
+        expect_state("lbfgs", state, LbfgsState)
         if params is None:
             raise ValueError("lbfgs: update needs params to form s = x - x_prev; call update(grads, state, params).")
         check_tree("lbfgs", grads, params, "params")

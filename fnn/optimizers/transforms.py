@@ -12,11 +12,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.optimizers.adaptive import skip_biases
-from fnn.optimizers.base import Optimizer, check_positive, check_tree, lift, step_count
+from fnn import checks, losses
+from fnn.optimizers.base import Optimizer, check_tree, lift, step_count
 
-__all__ = ["global_norm", "clip_by_global_norm", "clip_by_value", "weight_decay", "skip_biases", "gradient_noise",
-           "average_params", "guard"]
+__all__ = ["global_norm", "clip_by_global_norm", "clip_by_value", "weight_decay", "gradient_noise",
+           "average_params", "guard", "EmptyState", "NoiseState", "AverageState", "GuardState"]
 
 
 class EmptyState(NamedTuple):
@@ -45,12 +45,12 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     Reference: Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural networks",
     ICML 2013, Algorithm 1.
     """
-    check_positive("clip_by_global_norm", max_norm=max_norm)
+    checks.positive("clip_by_global_norm", max_norm=max_norm)
 
     def update(grads, state, params=None):
         norm = global_norm(grads)
-        u, _ = lift("clip_by_global_norm", lambda g, norm: jnp.where(norm < max_norm, g, g / norm * max_norm),
-                    grads, (), (norm,))
+        u, _ = lift("clip_by_global_norm", lambda g, *, norm: jnp.where(norm < max_norm, g, g / norm * max_norm),
+                    grads, (), {"norm": norm})
         return u, state
 
     return Optimizer(lambda params: EmptyState(), update)
@@ -68,25 +68,29 @@ def clip_by_value(limit: float) -> Optimizer:
     Example:
       >>> opt = clip_by_value(5.0)
     """
-    check_positive("clip_by_value", limit=limit)
+    checks.positive("clip_by_value", limit=limit)
 
     def update(grads, state, params=None):
-        u, _ = lift("clip_by_value", lambda g: jnp.clip(g, -limit, limit), grads, ())
+        u, _ = lift("clip_by_value", lambda g, *, limit: jnp.clip(g, -limit, limit), grads, (), {"limit": limit})
         return u, state
 
     return Optimizer(lambda params: EmptyState(), update)
 
 
-def weight_decay(rate: float, mask: Callable | Any | None = skip_biases) -> Optimizer:
+def weight_decay(rate: float, mask: Callable | Any | None = None) -> Optimizer:
     """L2 weight decay added to the gradient: ``g = g + rate * x`` where ``mask`` is True, ``g`` elsewhere.
 
-    Placed before a rule it is L2 regularisation of ``rate / 2 * ||x||^2`` (coupled, as in "Adam + L2");
-    placed after a rule that outputs a step, scale by ``-lr`` yourself. The default mask skips biases
-    (``ndim < 2``). optax: ``optax.add_decayed_weights(rate, mask)`` (whose default mask is None, decay all).
+    Placed before a rule it is the gradient of ``losses.l2_penalty(params, rate)`` (coupled, as in "Adam + L2"),
+    with the same default mask; placed after a direction it is decoupled decay (``adamw`` is
+    ``chain(scale_by_adam(), weight_decay(wd), sgd(lr))``). The mask is fnn's one weight-decay mask
+    (:func:`fnn.losses.resolve_mask`): by default the weights only, not biases nor BatchNorm/LayerNorm
+    ``gamma``/``beta``. optax: ``optax.add_decayed_weights(rate, mask=fnn.losses.weight_mask)``; optax's own
+    default (``mask=None``) decays every leaf, which is ``mask=True`` here.
 
     Args:
       rate: >= 0.
-      mask: None (all leaves), a pytree of bools like params, or ``params -> pytree of bools``.
+      mask: None (weights only, :func:`fnn.losses.weight_mask`), True (every leaf), a pytree of bools like
+        params, or a callable ``params -> pytree of bools``.
 
     Returns:
       A stateless Optimizer; ``update`` needs ``params``.
@@ -96,15 +100,15 @@ def weight_decay(rate: float, mask: Callable | Any | None = skip_biases) -> Opti
 
     Reference: Krogh & Hertz, "A simple weight decay can improve generalization", NIPS 1991.
     """
-    if not rate >= 0:
-        raise ValueError(f"weight_decay: rate must be >= 0, got rate={rate!r}; e.g. 1e-4.")
+    checks.non_negative("weight_decay", rate=rate)
 
     def update(grads, state, params=None):
         if params is None:
             raise ValueError("weight_decay: update needs params; call update(grads, state, params).")
-        where = jax.tree.map(lambda _: True, params) if mask is None else mask(params) if callable(mask) else mask
-        u, _ = lift("weight_decay", lambda g, x, on: g + rate * x if on else g, grads, (params, where),
-                    what="params")
+        check_tree("weight_decay", grads, params, "params")
+        where = losses.resolve_mask(params, mask, "weight_decay")
+        u, _ = lift("weight_decay", lambda g, x, on, *, rate: g + rate * x if on else g, grads, (params, where),
+                    {"rate": rate}, what="params")
         return u, state
 
     return Optimizer(lambda params: EmptyState(), update)
@@ -134,7 +138,7 @@ def gradient_noise(key: jax.Array, eta: float = 0.01, gamma: float = 0.55) -> Op
 
     Reference: Neelakantan et al., "Adding gradient noise improves learning for very deep networks", 2015, eq. (1).
     """
-    check_positive("gradient_noise", eta=eta, gamma=gamma)
+    checks.positive("gradient_noise", eta=eta, gamma=gamma)
 
     def init(params):
         return NoiseState(count=jnp.zeros([], jnp.int32), key=key)
@@ -176,8 +180,8 @@ def average_params(decay: float | None = None) -> Optimizer:
     Reference: Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", SIAM J. Control
     Optim. 1992; CS231n notes, "Model ensembles" (running average of parameters).
     """
-    if decay is not None and not 0 <= decay < 1:
-        raise ValueError(f"average_params: decay must be None (Polyak) or lie in [0, 1), got decay={decay!r}.")
+    if decay is not None:
+        checks.unit_interval("average_params", fix="pass None (Polyak) or e.g. decay=0.995.", decay=decay)
 
     def init(params):
         return AverageState(count=jnp.zeros([], jnp.int32), average=jax.tree.map(jnp.asarray, params))
@@ -188,10 +192,10 @@ def average_params(decay: float | None = None) -> Optimizer:
         t = step_count(state.count)
         w = (1 - decay) if decay is not None else 1.0 / t.astype(jnp.result_type(float))
 
-        def leaf(u, x, avg, w):
+        def leaf(u, x, avg, *, w):
             return u, (avg + w * (x + u - avg)).astype(avg.dtype)
 
-        u, (avg,) = lift("average_params", leaf, grads, (params, state.average), (w,), what="params")
+        u, (avg,) = lift("average_params", leaf, grads, (params, state.average), {"w": w}, what="params")
         return u, AverageState(count=t, average=avg)
 
     return Optimizer(init, update)

@@ -1,20 +1,50 @@
-"""Compiled training: the step and epoch engine, ``fit``, evaluation, ensembles and sweeps, callbacks,
-checkpoints, data parallelism, mixed precision, model selection.
+"""Compiled training: the step and epoch engine, ``fit``, ``minimize``, evaluation, batches of runs (ensembles,
+sweeps, configurations x seeds), parameter averages, callbacks, checkpoints, data parallelism, mixed precision,
+model selection.
 
 This file only re-exports, grouped by module: the table of contents of ``fnn.train``.
 Checkpoints are a module of their own: ``fnn.train.checkpoint.save`` / ``restore`` / ``latest_step``.
 """
 # isort: skip_file
-# --- the step, the epoch, fit, evaluate, predict (fnn/train/loop.py) ------------------------------------------------
-from fnn.train.loop import (
-    TrainState, FitResult, FitResultWithState, make_train_step, make_epoch, make_evaluator, evaluate, predict,
-    fit, epoch_keys, choose_epoch_mode, choose_scan_unroll, checkpoint_tree, SCAN_UNROLL, EPOCH_MODES,
+# --- the engine: the step, the epoch, the epoch runner (fnn/train/engine.py) ----------------------------------------
+from fnn.train.engine import (
+    TrainState, make_train_step, make_epoch, make_loop_epoch, make_epoch_runner, epoch_means, epoch_keys,
+    choose_epoch_mode, choose_scan_unroll, SCAN_UNROLL, EPOCH_MODES,
 )
 
-# --- ensembles, sweeps, parameter averaging (fnn/train/ensembles.py) ------------------------------------------------
+# --- evaluation, prediction, the checks before compiling (fnn/train/evaluation.py) ----------------------------------
+from fnn.train.evaluation import (
+    make_evaluator, evaluate, predict, check_data, check_model,
+)
+
+# --- fit and its pieces (fnn/train/loop.py) -------------------------------------------------------------------------
+from fnn.train.loop import (
+    FitResult, FitResultWithState, fit, checkpoint_tree,
+)
+
+# --- full-batch minimization of any objective (fnn/train/minimization.py) -------------------------------------------
+from fnn.train.minimization import (
+    MinimizeResult, minimize, gradient_step,
+)
+
+# --- a batch of runs in one program: configurations x seeds (fnn/train/batched.py) ----------------------------------
+from fnn.train.batched import (
+    fit_batch, cross_seeds,
+)
+
+# --- ensembles (fnn/train/ensembles.py) -----------------------------------------------------------------------------
 from fnn.train.ensembles import (
-    init_ensemble, fit_ensemble, predict_ensemble, evaluate_ensemble, grid, sweep, average_trees,
-    average_checkpoints, EmaState, with_ema, ema_params,
+    init_ensemble, fit_ensemble, predict_ensemble, evaluate_ensemble,
+)
+
+# --- hyper-parameter sweeps (fnn/train/sweeps.py) -------------------------------------------------------------------
+from fnn.train.sweeps import (
+    grid, sweep,
+)
+
+# --- parameter averages over checkpoints (fnn/train/averaging.py) ---------------------------------------------------
+from fnn.train.averaging import (
+    average_trees, average_checkpoints,
 )
 
 # --- callbacks and the history record (fnn/train/callbacks.py) ------------------------------------------------------
@@ -38,17 +68,22 @@ from fnn.train.selection import (
     kfold_indices, leave_one_out_indices, cross_validate, select_and_test,
 )
 
-# --- the modules themselves (``fnn.train.<module>``) --------------------------------------------------
-from fnn.train import loop, ensembles, callbacks, checkpoint, distributed, precision, selection
+# --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
+from fnn.train import (
+    engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
+    checkpoint, distributed, precision, selection,
+)
 
 __all__ = [
-    "TrainState", "FitResult", "FitResultWithState", "make_train_step", "make_epoch", "make_evaluator",
-    "evaluate", "predict", "fit", "epoch_keys", "choose_epoch_mode", "choose_scan_unroll", "checkpoint_tree", "SCAN_UNROLL", "EPOCH_MODES",
-    "init_ensemble", "fit_ensemble", "predict_ensemble", "evaluate_ensemble", "grid", "sweep", "average_trees",
-    "average_checkpoints", "EmaState", "with_ema", "ema_params", "History", "Callback", "EarlyStopping",
-    "format_epoch_line", "copy_tree", "data_mesh", "replicate", "shard_batch", "batch_sharding",
-    "replicated_sharding", "check_batch_size", "describe", "mixed_precision", "cast_floating", "grid_configs",
-    "sample_configs", "rank_results", "evaluate_configs", "grid_search", "random_search", "format_table",
-    "kfold_indices", "leave_one_out_indices", "cross_validate", "select_and_test", "loop", "ensembles",
-    "callbacks", "checkpoint", "distributed", "precision", "selection",
+    "TrainState", "make_train_step", "make_epoch", "make_loop_epoch", "make_epoch_runner", "epoch_means",
+    "epoch_keys", "choose_epoch_mode", "choose_scan_unroll", "SCAN_UNROLL", "EPOCH_MODES", "make_evaluator",
+    "evaluate", "predict", "check_data", "check_model", "FitResult", "FitResultWithState", "fit", "checkpoint_tree",
+    "MinimizeResult", "minimize", "gradient_step", "fit_batch", "cross_seeds", "init_ensemble", "fit_ensemble",
+    "predict_ensemble", "evaluate_ensemble", "grid", "sweep", "average_trees", "average_checkpoints", "History",
+    "Callback", "EarlyStopping", "format_epoch_line", "copy_tree", "data_mesh", "replicate", "shard_batch",
+    "batch_sharding", "replicated_sharding", "check_batch_size", "describe", "mixed_precision", "cast_floating",
+    "grid_configs", "sample_configs", "rank_results", "evaluate_configs", "grid_search", "random_search",
+    "format_table", "kfold_indices", "leave_one_out_indices", "cross_validate", "select_and_test", "engine",
+    "evaluation", "loop", "minimization", "batched", "ensembles", "sweeps", "averaging", "callbacks", "checkpoint",
+    "distributed", "precision", "selection",
 ]

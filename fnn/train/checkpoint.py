@@ -75,7 +75,9 @@ def all_steps(directory):
       sorted ``list[int]``; temporary files of unfinished writes are not counted.
 
     Example:
-      >>> all_steps("runs/a/ckpt")   # doctest: +SKIP
+      >>> for step in (1000, 1100, 1200):
+      ...     _ = save("runs/a/ckpt", step, {"step": step})
+      >>> all_steps("runs/a/ckpt")
       [1000, 1100, 1200]
     """
     try:
@@ -120,8 +122,10 @@ def save(directory, step, tree, *, keep=3):
       the path written.
 
     Example:
-      >>> path = save("runs/a/ckpt", 100, {"params": params, "opt_state": opt_state, "step": 100, "key": key})
-      ... # doctest: +SKIP
+      >>> import jax, jax.numpy as jnp
+      >>> params = {"W": jnp.ones((64, 32)), "b": jnp.zeros(32)}
+      >>> save("runs/a/ckpt", 100, {"params": params, "step": 100, "key": jax.random.key(0)})
+      'runs/a/ckpt/ckpt_00000100.msgpack'
 
     Reference: Pillai et al., "All file systems are not created equal", OSDI 2014 (write, fsync, rename, fsync dir).
     """
@@ -231,9 +235,15 @@ def restore(path_or_directory, target=None, *, step=None):
       FileNotFoundError: nothing to restore.
 
     Example:
-      >>> params, opt_state = init_params(key), optimizer.init(init_params(key))          # doctest: +SKIP
-      >>> tree = restore("runs/a/ckpt", {"params": params, "opt_state": opt_state, "step": 0})   # doctest: +SKIP
-      >>> restore("runs/a/ckpt/ckpt_00001200.msgpack")["params"][0]["W"].shape           # doctest: +SKIP
+      >>> import jax.numpy as jnp
+      >>> from fnn import optimizers
+      >>> params = ({"W": jnp.ones((64, 32)), "b": jnp.zeros(32)},)
+      >>> opt_state = optimizers.adam(1e-3).init(params)
+      >>> _ = save("runs/a/ckpt", 1200, {"params": params, "opt_state": opt_state, "step": 1200})
+      >>> tree = restore("runs/a/ckpt", {"params": params, "opt_state": opt_state, "step": 0})   # latest, as the target
+      >>> tree["step"], tree["params"][0]["W"].dtype
+      (1200, dtype('float32'))
+      >>> restore("runs/a/ckpt/ckpt_00001200.msgpack")["params"][0]["W"].shape           # no target: dicts and lists
       (64, 32)
 
     Reference: file layout in this module's docstring and docs/checkpoints.md.

@@ -89,6 +89,13 @@ def shard_batch(tree: Any, mesh: Mesh, *, process_local: bool = False) -> Any:
 
     Returns:
       The same tree of global ``jax.Array``s sharded as ``P("data")``.
+
+    Example:
+      >>> mesh = data_mesh()
+      >>> n = 2 * mesh.size                                   # the batch must divide over the devices
+      >>> x, y = shard_batch((np.ones((n, 3), np.float32), np.zeros(n, np.int32)), mesh)
+      >>> x.shape == (n, 3), x.sharding == batch_sharding(mesh)
+      (True, True)
     """
     sharding = batch_sharding(mesh)
     leaves = jax.tree.leaves(tree)

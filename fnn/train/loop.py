@@ -1,421 +1,136 @@
-"""Compiled training: the step, the epoch, ``fit`` and ``evaluate``.
+"""``fit``: the outline of training, and its named pieces (each usable and testable alone).
 
-The model contract ``fit`` relies on (see ``fnn/layers/base.py``): ``apply(params, x, key=k, train=True)`` for a training
-step, ``apply(params, x, train=False)`` for evaluation; a stateful model (BatchNorm) gets ``state=s`` as well and
-returns ``(outputs, new_state)``. A loss is ``loss(outputs, targets) -> scalar`` (``fnn.losses``), a metric has the
-same signature (``fnn.metrics``), an optimizer follows optax's protocol (``fnn.optimizers`` or any optax
-``GradientTransformation``).
-
-One step, compiled as one program: forward, loss, backward, update and metrics, ``(params, opt_state, state)``
-donated so XLA updates them in place. One epoch: the data set is moved to the device once; each epoch draws a
-permutation of the example indices on the device and each step gathers its batch ``X[idx]`` inside the compiled step,
-so no shuffled copy of the data set is ever made. The epoch runs either as one ``lax.scan`` over the batches
-(``epoch_mode="scan"``) or as a Python loop of compiled steps (``"loop"``); ``"auto"`` picks the loop on the CPU when
-the step contains a convolution and the scan otherwise, which is what ``benchmarks/bench_train.py`` measured faster
-(numbers in ``docs/training.md``). Both modes run the same step on the same batches with the same keys. The scanned
-epoch of a network without convolutions runs 4 steps per loop iteration (``scan_unroll``, ``choose_scan_unroll``):
-on a GPU a small step costs little more than the loop's own per-iteration work, which unrolling divides.
-
-Randomness (what makes a resumed run equal the uninterrupted one): epoch ``e`` (0-based) uses
-``k_e = fold_in(key, e)``, ``shuffle_key, step_key = split(k_e)``; the batch order is
-``permutation(shuffle_key, n)`` and step ``i`` gets ``fold_in(step_key, i)`` (dropout). Nothing random is carried
-from one epoch to the next.
-
-Remainder rule: an epoch is ``n // batch_size`` full batches of its permutation; the last ``n % batch_size``
-examples of the permutation sit that epoch out (a different random set each epoch). Every step thus has one
-compiled shape and an unbiased mean gradient. ``evaluate`` uses every example (full batches plus one remainder).
-
-Non-finite loss: the step keeps the old parameters when its loss or update is not finite and remembers the first
-such step; ``fit`` then stops after that epoch, reports the epoch and step and returns the last good parameters.
+``fit`` = check the arguments and the data -> build the train state and place it (devices) -> resume -> choose how
+the epoch runs -> for every epoch: run it (``fnn.train.engine``), record it, validate, report, call back,
+checkpoint -> hand the result back. The step, the epoch, the randomness, the remainder rule and the non-finite-loss
+rule are stated once, in ``fnn/train/engine.py``.
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from fnn.train.callbacks import Callback, History, copy_tree, format_epoch_line
-from fnn.data import validate_xy
-from fnn.train.distributed import batch_sharding, check_batch_size, replicate
-from fnn.metrics import get_metric
-from fnn.optimizers import apply_updates
+from fnn.train.distributed import check_batch_size, replicate
+from fnn.train.engine import (
+    EPOCH_MODES,
+    SCAN_UNROLL,
+    TrainState,
+    epoch_means,
+    epoch_mode_for,
+    make_epoch,
+    make_epoch_runner,
+    make_loop_epoch,
+    nonfinite_cause,
+    step_has_convolution,
+)
+from fnn.train.evaluation import check_data, check_model, make_evaluator
+from fnn.train.runs import prepare_run_folder, run_manifest
 
-__all__ = ["TrainState", "FitResult", "FitResultWithState", "make_train_step", "make_epoch", "make_evaluator",
-           "evaluate", "predict", "fit", "epoch_keys", "choose_epoch_mode", "choose_scan_unroll", "checkpoint_tree",
-           "SCAN_UNROLL", "EPOCH_MODES"]
-
-EPOCH_MODES = ("auto", "scan", "loop")
-
-
-class TrainState(NamedTuple):
-    """Everything a step changes: the parameters, the optimizer state and the model state (``None`` if stateless)."""
-    params: Any     # the model's parameter tree
-    opt_state: Any  # optimizer.init(params), updated every step
-    state: Any      # model state (BatchNorm running averages) or None
+__all__ = ["FitResult", "FitResultWithState", "fit", "check_fit_arguments", "check_validation", "choose_modes",
+           "make_fit_epoch", "epoch_record", "non_finite_message", "checkpoint_tree", "resume_from", "check_fit_inputs",
+           "check_opt_state"]
 
 
 class FitResult(NamedTuple):
     """What ``fit`` returns for a stateless model: ``params, opt_state, history = fit(...)``."""
-    params: Any
-    opt_state: Any
+    params: object
+    opt_state: object
     history: History
 
 
 class FitResultWithState(NamedTuple):
     """What ``fit`` returns when it was given ``state=``: ``params, opt_state, history, state = fit(...)``."""
-    params: Any
-    opt_state: Any
+    params: object
+    opt_state: object
     history: History
-    state: Any
+    state: object
 
 
-def _forward(apply, params, state, x, *, train, key=None):
-    kwargs = {"train": train} if key is None else {"key": key, "train": train}
-    if state is None:
-        return apply(params, x, **kwargs), None
-    return apply(params, x, state=state, **kwargs)
-
-
-def _sum_squares(tree):
-    return sum(jnp.sum(jnp.square(a)) for a in jax.tree.leaves(tree))
-
-
-def _step_body(apply, loss, metrics, guard=True, mesh=None):
-    """The un-compiled step shared by ``fit``, ``make_train_step`` and ``fnn.train.ensembles``.
-
-    ``body(optimizer, l2, ts, bad, i, x, y, key) -> ((ts, bad), stats)``: the objective is
-    ``J = loss(apply(params, x), y) + (l2 / 2) * sum(params ** 2)``; ``bad`` is the index of the first step whose
-    loss (or, with ``guard``, update) was not finite (``-1`` while none was). With ``guard=True`` the train state is
-    left unchanged from that step on (``jnp.where`` over the state: one extra pass over the parameters per step);
-    ``fit``'s scanned epoch runs unguarded and, only when ``bad >= 0``, replays the epoch with the guarded step.
-    """
-    metric_fns = [get_metric(m) for m in metrics]
-
-    def objective(params, state, x, y, key, l2):
-        out, new_state = _forward(apply, params, state, x, train=True, key=key)
-        value = loss(out, y)
-        total = value if l2 is None else value + 0.5 * l2 * _sum_squares(params)
-        return total, (value, out, new_state)
-
-    def body(optimizer, l2, ts, bad, i, x, y, key):
-        if mesh is not None:  # data parallelism: split the gathered batch over the mesh's data axis
-            x, y = (lax.with_sharding_constraint(a, batch_sharding(mesh)) for a in (x, y))
-        grad_fn = jax.value_and_grad(objective, has_aux=True)
-        (_, (value, out, new_state)), grads = grad_fn(ts.params, ts.state, x, y, key, l2)
-        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-        new = TrainState(apply_updates(ts.params, updates), opt_state, new_state)
-        finite = jnp.isfinite(value)
-        if guard:
-            finite = finite & jnp.isfinite(sum(jnp.sum(u) for u in jax.tree.leaves(updates)))
-            ok = finite & (bad < 0)
-            new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, ts)
-        bad = jnp.where((bad < 0) & ~finite, i, bad)
-        stats = {"loss": value, **{name: fn(out, y) for name, fn in metric_fns}}
-        return (new, bad), stats
-
-    return body
-
-
-def epoch_keys(key, epoch: int):
-    """The keys of epoch ``epoch`` (0-based): ``split(fold_in(key, epoch))`` -> ``(shuffle_key, step_key)``."""
-    return jax.random.split(jax.random.fold_in(key, epoch))
-
-
-def _batch_indices(shuffle_key, n: int, batch_size: int):
-    nb = n // batch_size
-    return jax.random.permutation(shuffle_key, n)[: nb * batch_size].reshape(nb, batch_size)
-
-
-def _gather(a, idx):
-    return a.at[idx].get(mode="promise_in_bounds", unique_indices=True)
-
-
-def make_train_step(apply, loss, optimizer, *, metrics: Sequence = ("accuracy",), l2: float | None = None,
-                    donate: bool = True):
-    """One compiled training step: ``step(train_state, x, y, key) -> (train_state, stats)``.
-
-    Computes ``J = loss(apply(params, x, key=key, train=True), y) [+ (l2 / 2) sum(params ** 2)]``, its gradient
-    ``g = dJ/dparams``, ``updates, opt_state = optimizer.update(g, opt_state, params)`` and
-    ``params + updates``, plus the metrics on the same outputs, all in one XLA program. When the loss or the update
-    is not finite the returned state equals the input state and ``stats["finite"]`` is ``False``.
-
-    Args:
-      apply: the model's apply function (the contract in this module's docstring).
-      loss: ``loss(outputs, targets) -> scalar``.
-      optimizer: anything with optax's ``init``/``update`` protocol.
-      metrics: names in ``fnn.metrics.METRICS`` or functions ``(outputs, targets) -> scalar``.
-      l2: optional L2 strength ``lambda`` (weight decay in the objective, biases included).
-      donate: donate the train state's buffers (the caller must not reuse the state it passed in).
-
-    Returns:
-      ``step(ts, x, y, key)`` with ``ts`` a ``TrainState``, ``x (B, ...)``, ``y (B, ...)``; returns the new
-      ``TrainState`` and ``stats``: ``{"loss": scalar, <metric>: scalar, "finite": bool scalar}``.
-
-    Example:
-      >>> step = make_train_step(model.apply, losses.softmax_cross_entropy_with_integer_labels, optax.sgd(0.1))
-      >>> ts, stats = step(TrainState(params, opt.init(params), None), x, y, key)   # doctest: +SKIP
-    """
-    body = _step_body(apply, loss, metrics)
-
-    def step(ts, x, y, key):
-        (ts, bad), stats = body(optimizer, l2, ts, jnp.int32(-1), jnp.int32(0), x, y, key)
-        return ts, {**stats, "finite": bad < 0}
-
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
-
-
-def make_epoch(apply, loss, optimizer, batch_size: int, *, metrics: Sequence = ("accuracy",),
-               l2: float | None = None, guard: bool = True, mesh=None, unroll: int = 1):
-    """One epoch as one pure function (a ``lax.scan`` over the batches), not yet compiled.
-
-    ``epoch(ts, X, y, key_e) -> (ts, bad, stats)`` shuffles with ``key_e = fold_in(key, e)`` (see
-    ``epoch_keys``), runs ``n // batch_size`` steps and returns per-step stats of shape ``(n // batch_size,)`` and
-    ``bad``, the first non-finite step (``-1`` if none). ``fit`` jits it; ``fnn.train.ensembles`` vmaps it.
-
-    Args:
-      apply, loss, optimizer, metrics, l2: as ``make_train_step``; ``optimizer`` may be a function
-        ``hp -> optimizer`` when ``epoch`` is called with ``hp=`` (hyper-parameter sweeps).
-      batch_size: examples per step, ``1 <= batch_size <= n``.
-      guard: keep the state of the last good step when a loss or update is not finite (see ``_step_body``);
-        ``False`` only flags the first non-finite loss in ``bad`` (faster; ``fit`` then replays the epoch guarded).
-      mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.train.distributed.data_mesh()``): each batch is split over its devices.
-      unroll: steps per iteration of the compiled loop (``lax.scan``'s ``unroll``): fewer loop iterations, the same
-        arithmetic in the same order, so the same parameters up to float rounding of fused operations.
-
-    Returns:
-      The epoch function ``epoch(ts, X, y, key_e, hp=None, l2_value=l2)``.
-    """
-    body = _step_body(apply, loss, metrics, guard, mesh)
-
-    def epoch(ts, X, y, key_e, hp=None, l2_value=l2):
-        opt = optimizer if hp is None else optimizer(**hp)
-        shuffle_key, step_key = jax.random.split(key_e)
-        idx = _batch_indices(shuffle_key, X.shape[0], batch_size)
-
-        def one(carry, inputs):
-            i, b = inputs
-            return body(opt, l2_value, *carry, i, _gather(X, b), _gather(y, b), jax.random.fold_in(step_key, i))
-
-        steps = (jnp.arange(idx.shape[0], dtype=jnp.int32), idx)
-        if guard:
-            (ts, bad), stats = lax.scan(one, (ts, jnp.int32(-1)), steps, unroll=unroll)
-            return ts, bad, stats
-        # Unguarded, ``bad`` only reports the first non-finite loss: read it off the per-step losses after the
-        # loop instead of carrying it through every step (one scalar kernel less per step on a GPU).
-        def unguarded(ts, inputs):
-            (ts, _), stats = one((ts, jnp.int32(-1)), inputs)
-            return ts, stats
-
-        ts, stats = lax.scan(unguarded, ts, steps, unroll=unroll)
-        return ts, _first_nonfinite(stats["loss"]), stats
-
-    return epoch
-
-
-def _first_nonfinite(values):
-    """Index of the first non-finite entry of a 1-D array, ``-1`` when all are finite."""
-    bad = ~jnp.isfinite(values)
-    return jnp.where(jnp.any(bad), jnp.argmax(bad), -1).astype(jnp.int32)
-
-
-def _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh=None):
-    body = _step_body(apply, loss, metrics, mesh=mesh)
-
-    @functools.partial(jax.jit, static_argnums=(1,))
-    def indices(key_e, n):
-        shuffle_key, step_key = jax.random.split(key_e)
-        return _batch_indices(shuffle_key, n, batch_size), step_key
-
-    @functools.partial(jax.jit, donate_argnums=(0,))
-    def step(ts, bad, i, X, y, idx, step_key):
-        b = lax.dynamic_index_in_dim(idx, i, keepdims=False)
-        return body(optimizer, l2, ts, bad, i, _gather(X, b), _gather(y, b), jax.random.fold_in(step_key, i))
-
-    def epoch(ts, X, y, key_e, on_step=None, steps=None):
-        idx, step_key = indices(key_e, X.shape[0])
-        bad, stats = jnp.int32(-1), []
-        for i in range(idx.shape[0] if steps is None else steps):
-            (ts, bad), s = step(ts, bad, np.int32(i), X, y, idx, step_key)
-            stats.append(s)
-            if on_step is not None:
-                on_step()
-        return ts, bad, jax.tree.map(lambda *a: jnp.stack(a), *stats)
-
-    return epoch, step
-
-
-def _has_convolution(jaxpr) -> bool:
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            return True
-        for v in eqn.params.values():
-            for j in (v if isinstance(v, (list, tuple)) else (v,)):
-                inner = getattr(j, "jaxpr", j)
-                if hasattr(inner, "eqns") and _has_convolution(inner):
-                    return True
-    return False
-
-
-def _step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics) -> bool:
-    body = _step_body(apply, loss, metrics)
-    jaxpr = jax.make_jaxpr(lambda t, a, b, k: body(optimizer, None, t, jnp.int32(-1), jnp.int32(0), a, b, k))(
-        ts, x, y, key)
-    return _has_convolution(jaxpr.jaxpr)
-
-
-SCAN_UNROLL = 4
-
-
-def choose_scan_unroll(apply, loss, optimizer, ts, x, y, key, *, metrics=("accuracy",)) -> int:
-    """Steps per iteration of the scanned epoch: ``SCAN_UNROLL`` (4) for a step without convolutions, else 1.
-
-    A small dense step is bound by the per-iteration cost of the compiled loop (on a GPU, kernel launches and the
-    loop's own bookkeeping), which unrolling divides; a convolutional step is dominated by its arithmetic and would
-    only compile longer. Measured in ``benchmarks/run.py`` (docs/benchmarks.md).
-    """
-    return 1 if _step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics) else SCAN_UNROLL
-
-
-def choose_epoch_mode(apply, loss, optimizer, ts, x, y, key, *, metrics=("accuracy",), backend=None) -> str:
-    """``"loop"`` when the step contains a convolution and runs on the CPU, else ``"scan"`` (what the benchmark
-    in ``benchmarks/bench_train.py`` measured faster; see ``docs/training.md``).
-
-    Args:
-      apply, loss, optimizer, metrics: as ``make_train_step``.
-      ts, x, y, key: a train state, one batch and a key (only their shapes and dtypes are used).
-      backend: ``jax.default_backend()`` if ``None``.
-
-    Returns:
-      ``"scan"`` or ``"loop"``.
-    """
-    backend = jax.default_backend() if backend is None else backend
-    return _epoch_mode(_step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics), backend)
-
-
-def _epoch_mode(has_convolution: bool, backend: str) -> str:
-    return "loop" if backend == "cpu" and has_convolution else "scan"
-
-
-def make_evaluator(apply, loss, *, metrics: Sequence = ("accuracy",), batch_size: int = 1024):
-    """A compiled ``run(params, state, X, y) -> {"loss": scalar, <metric>: scalar}`` over a whole data set.
-
-    The outputs are computed ``batch_size`` examples at a time (``lax.map`` over the full batches, then the
-    remainder), concatenated to ``(n, ...)``, and the loss and metrics are taken over all ``n`` examples at once, so
-    the result equals ``loss(apply(params, X, train=False), y)`` exactly up to float rounding.
-    """
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"make_evaluator: expected a positive integer batch_size, got {batch_size!r}")
-    metric_fns = [get_metric(m) for m in metrics]
-    predict_fn = _make_predict(apply, batch_size)
-
-    @jax.jit
-    def run(params, state, X, y):
-        out = predict_fn(params, state, X)
-        return {"loss": loss(out, y), **{name: fn(out, y) for name, fn in metric_fns}}
-
-    return run
-
-
-def _make_predict(apply, batch_size):
-    def predict_fn(params, state, X):
-        n = X.shape[0]
-        size = min(batch_size, n)
-        nb = n // size
-        f = lambda x: _forward(apply, params, state, x, train=False)[0]  # noqa: E731
-        head = lax.map(f, X[: nb * size].reshape((nb, size) + X.shape[1:]))
-        out = head.reshape((nb * size,) + head.shape[2:])
-        return out if nb * size == n else jnp.concatenate([out, f(X[nb * size:])])
-    return predict_fn
-
-
-def predict(apply, params, X, *, state=None, batch_size: int = 1024):
-    """Model outputs ``apply(params, X, train=False)`` for a whole data set, computed in compiled batches.
-
-    Args:
-      apply, params, state: the model (``state`` for stateful models).
-      X: ``(n, ...)`` inputs.
-      batch_size: examples per compiled batch.
-
-    Returns:
-      ``(n, ...)`` outputs.
-    """
-    return jax.jit(_make_predict(apply, batch_size))(params, state, jnp.asarray(X))
-
-
-def evaluate(apply, params, loss, X, y, *, state=None, metrics: Sequence = ("accuracy",), batch_size: int = 1024):
-    """Loss and metrics of a model over a whole data set, in large compiled batches (``train=False``).
-
-    ``{"loss": loss(outputs, y), m: m(outputs, y) for m in metrics}`` with ``outputs = apply(params, X,
-    train=False)``; see ``make_evaluator``.
-
-    Args:
-      apply, params, state: the model (``state`` for stateful models).
-      loss: ``loss(outputs, targets) -> scalar``.
-      X: ``(n, ...)`` inputs; y: ``(n,)`` labels or ``(n, ...)`` targets.
-      metrics: names or functions as in ``make_train_step``.
-      batch_size: examples per compiled batch.
-
-    Returns:
-      A dict of Python floats.
-    """
-    validate_xy(X, y, name="evaluate")
-    run = make_evaluator(apply, loss, metrics=metrics, batch_size=batch_size)
-    return {k: float(v) for k, v in run(params, state, jnp.asarray(X), jnp.asarray(y)).items()}
-
-
-# ---------------------------------------------------------------------------------------------------------- fit
 def _check_positive_int(name, value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"fit: {name} must be a positive integer ({what}), got {value!r}")
 
 
-def _check_model(apply, loss, metric_fns, params, state, X, y, batch_size, name):
-    """Trace (without compiling) one batch through the model, the loss and the metrics: clear errors up front."""
-    x = jax.ShapeDtypeStruct((batch_size,) + tuple(X.shape[1:]), X.dtype)
-    t = jax.ShapeDtypeStruct((batch_size,) + tuple(y.shape[1:]), y.dtype)
-    try:
-        out = jax.eval_shape(lambda p, s, a: _forward(apply, p, s, a, train=False)[0], params, state, x)
-    except Exception as e:  # noqa: BLE001  (re-raised with the shapes that explain it)
-        raise ValueError(f"{name}: the model cannot be applied to a batch of shape {x.shape}: {e}; check the "
-                         f"input shape given to init and the data's feature shape {tuple(X.shape[1:])}") from e
-    if not hasattr(out, "shape"):
-        raise ValueError(f"{name}: expected the model to return one array, got {jax.tree.structure(out)}; pass "
-                         f"state= to fit if the model is stateful (it then returns (outputs, state))")
-    int_labels = jnp.issubdtype(y.dtype, jnp.integer) and y.ndim == 1
-    if int_labels and len(out.shape) == 2:
-        validate_xy(X, y, num_classes=int(out.shape[-1]), name=name)
-    try:
-        value = jax.eval_shape(loss, out, t)
-        for metric_name, fn in metric_fns:
-            jax.eval_shape(fn, out, t)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{name}: the model's output of shape {out.shape} does not fit the loss/metrics with "
-                         f"targets of shape {t.shape} ({e}); make the last layer's width match the targets "
-                         f"(e.g. Dense(num_classes) for integer labels) or pick the loss that fits them") from e
-    if getattr(value, "shape", None) != ():
-        raise ValueError(f"{name}: expected the loss to return a scalar, got shape {getattr(value, 'shape', value)}; "
-                         f"average over the batch inside the loss")
+def check_fit_arguments(*, epochs, epoch_mode, scan_unroll, resume, checkpoint_dir, checkpoint_every) -> None:
+    """``fit``'s argument checks that need no data: each error says what was expected and what arrived."""
+    _check_positive_int("epochs", epochs, "the number of passes over the data")
+    if scan_unroll is not None and (isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int)
+                                    or scan_unroll < 1):
+        raise ValueError(f"fit: scan_unroll must be a positive int (steps per loop iteration) or None (automatic), "
+                         f"got {scan_unroll!r}")
+    if epoch_mode not in EPOCH_MODES:
+        raise ValueError(f"fit: epoch_mode must be one of {EPOCH_MODES}, got {epoch_mode!r}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit: resume=True needs checkpoint_dir= (the directory the interrupted run wrote to)")
+    _check_positive_int("checkpoint_every", checkpoint_every, "epochs between checkpoints")
 
 
-def _find_learning_rate(opt_state):
-    """The learning rate stored by ``optax.inject_hyperparams`` anywhere in ``opt_state``, else ``None``."""
-    for node in jax.tree.leaves(opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")):
-        if hasattr(node, "hyperparams") and "learning_rate" in node.hyperparams:
-            return float(node.hyperparams["learning_rate"])
-    return None
+def check_fit_inputs(apply, optimizer, key, X, y):
+    """``fit``'s checks of what is passed in place of what: a layer for its apply function, an optimizer factory
+    for an optimizer; an int seed becomes a key and Python lists become arrays. Returns them, converted."""
+    if isinstance(apply, tuple) and len(apply) == 2 and all(callable(f) for f in apply):
+        raise TypeError("fit: expected the model's apply function, got a layer (an (init, apply) pair); pass "
+                        "model.apply")
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        what = getattr(optimizer, "__qualname__", type(optimizer).__name__)
+        hint = (f"call it with its hyper-parameters, e.g. {getattr(optimizer, '__module__', '')}.{what}(1e-3)"
+                if callable(optimizer) else "pass an fnn rule such as fnn.optimizers.adam(1e-3) or an optax one")
+        raise TypeError(f"fit: expected an optimizer (an object with init and update), got {what!r}; {hint}")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.key(int(key))   # an int seed is accepted: fit(..., key=0) is fit(..., key=jax.random.key(0))
+    elif not isinstance(key, jax.Array):
+        raise TypeError(f"fit: expected key to be a jax.random key or an int seed, got {type(key).__name__}: "
+                        f"{key!r}")
+    X = np.asarray(X) if isinstance(X, (list, tuple)) else X
+    y = np.asarray(y) if isinstance(y, (list, tuple)) else y
+    return apply, optimizer, key, X, y
 
 
-def _lr(learning_rate, opt_state, step):
-    if learning_rate is None:
-        return _find_learning_rate(opt_state)
-    return float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
+def check_opt_state(optimizer, params, opt_state):
+    """``optimizer.init(params)``, or ``opt_state`` after checking it has that structure (a state of another
+    optimizer, or of other params, would fail deep inside the update or silently mix two runs)."""
+    fresh = optimizer.init(params)
+    if opt_state is None:
+        return fresh
+    want, got = jax.tree.structure(fresh), jax.tree.structure(opt_state)
+    if want != got:
+        raise ValueError(f"fit: opt_state is not a state of this optimizer for these params;\n  expected: {want}\n"
+                         f"  got:      {got}\npass the opt_state a fit with the same optimizer returned, or None to "
+                         f"start afresh")
+    return opt_state
+
+
+def check_validation(validation, apply, loss, metrics, params, state, name="fit"):
+    """``None``, or the pair ``(X_val, y_val)`` checked (data, and one example traced through the model) as arrays."""
+    if validation is None:
+        return None
+    if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+        raise ValueError(f"{name}: validation must be a pair (X_val, y_val), got {type(validation).__name__}")
+    check_data(*validation, 1, f"{name} (validation)")
+    check_model(apply, loss, metrics, params, state, *validation, 1, f"{name} (validation)")
+    return jnp.asarray(validation[0]), jnp.asarray(validation[1])
+
+
+def choose_modes(epoch_mode, scan_unroll, apply, loss, optimizer, ts, x, y, key, metrics, backend=None):
+    """Resolve ``epoch_mode="auto"`` and ``scan_unroll=None`` from one traced step (``x, y``: one batch).
+
+    Returns ``(epoch_mode, scan_unroll)``: ``"loop"`` on the CPU for a step with a convolution, else ``"scan"``;
+    ``scan_unroll`` 1 with a convolution, else ``SCAN_UNROLL`` (left ``None`` in loop mode). Given values are kept.
+    """
+    if epoch_mode == "auto" or (epoch_mode == "scan" and scan_unroll is None):  # trace the step once for both
+        has_conv = step_has_convolution(apply, loss, optimizer, ts, x, y, key, metrics)
+        if epoch_mode == "auto":
+            epoch_mode = epoch_mode_for(has_conv, jax.default_backend() if backend is None else backend)
+        if scan_unroll is None and epoch_mode == "scan":
+            scan_unroll = 1 if has_conv else SCAN_UNROLL
+    return epoch_mode, scan_unroll
 
 
 def _progress_bar(progress, total, desc):
@@ -426,17 +141,85 @@ def _progress_bar(progress, total, desc):
     return tqdm(total=total, desc=desc, leave=False, unit="step", dynamic_ncols=True)
 
 
+def make_fit_epoch(apply, loss, optimizer, batch_size, *, epoch_mode, scan_unroll=1, metrics=("accuracy",), l2=None,
+                   mesh=None, progress=False, epochs=1):
+    """``run(ts, X, y, key, e) -> (ts, bad, means)``: epoch ``e`` of ``fit`` in the chosen mode.
+
+    ``"scan"``: ``fnn.train.engine.make_epoch_runner`` (one compiled program, replayed guarded after a non-finite
+    loss). ``"loop"``: a Python loop of compiled guarded steps (with a per-step progress bar when ``progress``).
+    ``means`` are the epoch's mean stats over the steps before the first non-finite one (``epoch_means``).
+    """
+    if epoch_mode == "scan":
+        return make_epoch_runner(lambda guard: make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2,
+                                                          guard=guard, mesh=mesh, unroll=scan_unroll))
+    loop_epoch = make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)
+
+    def run(ts, X, y, key, e):
+        bar = _progress_bar(progress, X.shape[0] // batch_size, f"epoch {e + 1}/{epochs}")
+        ts, bad, stats = loop_epoch(ts, X, y, jax.random.fold_in(key, e), None if bar is None else bar.update)
+        if bar is not None:
+            bar.close()
+        bad = int(bad)
+        means = epoch_means(stats, bad)
+        if bad >= 0:
+            means["nonfinite"] = nonfinite_cause(jax.device_get(stats), bad)
+        return ts, bad, means
+
+    return run
+
+
+def _find_learning_rate(opt_state):
+    """The learning rate stored by ``optax.inject_hyperparams`` anywhere in ``opt_state``, else ``None``."""
+    for node in jax.tree.leaves(opt_state, is_leaf=lambda n: hasattr(n, "hyperparams")):
+        if hasattr(node, "hyperparams") and "learning_rate" in node.hyperparams:
+            return float(node.hyperparams["learning_rate"])
+    return None
+
+
+def epoch_record(e, means, bad, nb, *, learning_rate=None, opt_state=None):
+    """The history record of epoch ``e`` (0-based) from its means: ``{"epoch", <stats>, "lr"?, "steps"}``.
+
+    ``steps`` counts the steps taken so far (up to, not including, a first non-finite one); ``lr`` is
+    ``learning_rate`` (a number or a schedule of the step) or the one found in ``optax.inject_hyperparams`` state.
+    """
+    record = {"epoch": e + 1, **means}
+    step = (e + 1) * nb
+    if learning_rate is None:
+        lr = _find_learning_rate(opt_state)
+    else:
+        lr = float(learning_rate(step)) if callable(learning_rate) else float(learning_rate)
+    if lr is not None:
+        record["lr"] = lr
+    record["steps"] = step if bad < 0 else e * nb + bad
+    return record
+
+
+def non_finite_message(e, bad, nb, member=None, cause="loss"):
+    """Why a run stopped after a non-finite value (the same words for ``fit`` and for a batch of models):
+    ``cause="loss"`` (the loss itself was inf/nan) or ``"gradient"`` (a finite loss whose gradient or update was
+    not: an overflow in the backward pass, a sqrt or log at 0, a custom gradient)."""
+    who = "" if member is None else f" in member {member}"
+    if cause == "gradient":
+        return (f"non-finite gradient{who} at epoch {e + 1}, step {bad} (of {nb} steps, 0-based): the loss was finite "
+                f"but its gradient (or the optimizer's update) was not; stopped and kept the parameters from before "
+                f"that step; look for an overflow in the backward pass, sqrt/log/division at 0 or a custom gradient, "
+                f"or lower the learning rate")
+    return (f"non-finite loss{who} at epoch {e + 1}, step {bad} (of {nb} steps, 0-based); stopped and kept the "
+            f"parameters from before that step; lower the learning rate or check the data and the loss")
+
+
 def checkpoint_tree(ts, epoch, key):
     """The tree ``fit`` saves in a checkpoint: ``{"train_state": ts, "epoch": epoch, "key": key_data(key)}``."""
     return {"train_state": ts, "epoch": epoch, "key": jax.random.key_data(key)}
 
 
-def _resume(checkpoint_dir, ts, key, history):
+def resume_from(checkpoint_dir, ts, key, history):
+    """``(train_state, first_epoch)`` from the newest checkpoint in ``checkpoint_dir`` (``(ts, 0)`` if none);
+    ``history`` gets the saved records of the epochs before it. The checkpoint must come from a run with ``key``."""
     from fnn.train import checkpoint
     if checkpoint.latest_step(checkpoint_dir) is None:
         return ts, 0
-    target = checkpoint_tree(ts, 0, key)
-    saved = checkpoint.restore(checkpoint_dir, target)
+    saved = checkpoint.restore(checkpoint_dir, checkpoint_tree(ts, 0, key))
     if not np.array_equal(np.asarray(saved["key"]), np.asarray(jax.random.key_data(key))):
         raise ValueError(f"fit: the checkpoint in {os.fspath(checkpoint_dir)!r} was written by a run with another "
                          f"key; resume with the same key (seed) or start a new checkpoint directory")
@@ -447,19 +230,26 @@ def _resume(checkpoint_dir, ts, key, history):
     return saved["train_state"], start
 
 
+def _save(checkpoint_dir, e, ts, key, history, keep):
+    from fnn.train import checkpoint
+    history.save(os.path.join(os.fspath(checkpoint_dir), "history.json"))
+    checkpoint.save(checkpoint_dir, e + 1, checkpoint_tree(ts, e + 1, key), keep=keep)
+
+
 def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, key, state=None, validation=None,
         metrics: Sequence = ("accuracy",), callbacks: Sequence[Callback] = (), epoch_mode: str = "auto",
         scan_unroll: int | None = None,
         progress: bool | None = None, verbose: bool = True, learning_rate=None, l2: float | None = None,
         opt_state=None, eval_batch_size: int = 1024, checkpoint_dir=None, checkpoint_every: int = 1,
-        keep_checkpoints: int = 3, resume: bool = False, print_fn: Callable[[str], None] = print, mesh=None):
+        keep_checkpoints: int = 3, resume: bool = False, overwrite: bool = False,
+        print_fn: Callable[[str], None] = print, mesh=None):
     """Train a model with mini-batch gradient steps, compiled; return the trained params, optimizer state, history.
 
     Each epoch ``e`` shuffles on the device with ``fold_in(key, e)`` and runs ``n // batch_size`` steps of
     ``params <- params + optimizer.update(grad J)``, ``J = loss(apply(params, X[b], key=k, train=True), y[b])
-    [+ (l2 / 2) sum(params ** 2)]`` (module docstring: randomness, remainder rule, non-finite loss). Everything is
-    checked before compiling: data (``fnn.data.validate_xy``), batch size, and one batch traced through model, loss
-    and metrics with ``jax.eval_shape``.
+    [+ (l2 / 2) sum_w w^2]`` (``fnn/train/engine.py``: randomness, remainder rule, non-finite loss). Everything
+    is checked before compiling: data (``fnn.data.validate_xy``), batch size, and one batch traced through model,
+    loss and metrics with ``jax.eval_shape``.
 
     Args:
       apply: the model's apply function. params: its parameters (not modified; fit works on a copy).
@@ -480,12 +270,18 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       verbose: print the babysitting line after every epoch (through ``print_fn``).
       learning_rate: the learning rate (number or schedule ``step -> lr``) shown in the line and history; found in
         ``optax.inject_hyperparams`` state when not given.
-      l2: optional L2 strength added to the objective. opt_state: continue from this optimizer state.
+      l2: optional L2 strength ``lambda``: ``fnn.losses.l2_penalty(params, l2) = (l2 / 2) sum_w w^2`` is added to
+        the objective, over the weights only (biases, BatchNorm scales and shifts are not decayed).
+      opt_state: continue from this optimizer state.
       eval_batch_size: batch size of the validation pass.
       checkpoint_dir: save ``{train_state, epoch, key}`` there every ``checkpoint_every`` epochs (and at the end),
         keeping the newest ``keep_checkpoints``; ``history.json`` is written beside them.
-      resume: continue from the newest checkpoint in ``checkpoint_dir`` (same key required); the result equals the
-        uninterrupted run's.
+      resume: continue from the newest checkpoint in ``checkpoint_dir``; the result equals the uninterrupted run's.
+        The folder's manifest (``fnn.train.runs``) must name the same run: model, optimizer and its
+        hyper-parameters, data, key and batch size (every difference is named), and ``epochs`` at least the
+        epochs already trained.
+      overwrite: a fresh run (``resume=False``) into a ``checkpoint_dir`` holding another run is refused unless
+        ``overwrite=True``, which deletes that run's checkpoints and history first.
       print_fn: where the lines go.
       mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.train.distributed.data_mesh()``) for data parallelism: params and
         optimizer state replicated, every batch split over the devices (``batch_size`` must divide by their
@@ -496,72 +292,44 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       ``state`` was given.
 
     Example:
-      >>> _, params = model.init(key, (-1, 64))                                          # doctest: +SKIP
-      >>> params, opt_state, history = fit(model.apply, params, optax.adam(1e-3),
-      ...     losses.softmax_cross_entropy_with_integer_labels, X, y, epochs=10, batch_size=32, key=key)
+      >>> import jax, optax
+      >>> from fnn import layers, losses
+      >>> from fnn.data import load_digits
+      >>> X, y = load_digits()
+      >>> model = layers.mlp([16, 10], layers.Tanh)
+      >>> _, params = model.init(jax.random.key(0), (-1, 64))
+      >>> params, opt_state, history = fit(model.apply, params, optax.adam(1e-2),
+      ...     losses.softmax_cross_entropy_with_integer_labels, X[:200], y[:200], epochs=2, batch_size=50,
+      ...     key=jax.random.key(1), verbose=False)
+      >>> history["epoch"], history["steps"]
+      ([1, 2], [4, 8])
 
     Reference: Bottou, "Stochastic Gradient Descent Tricks", in Neural Networks: Tricks of the Trade, 2012, sec. 2-3.
     """
-    _check_positive_int("epochs", epochs, "the number of passes over the data")
-    if scan_unroll is not None and (isinstance(scan_unroll, bool) or not isinstance(scan_unroll, int)
-                                    or scan_unroll < 1):
-        raise ValueError(f"fit: scan_unroll must be a positive int (steps per loop iteration) or None (automatic), "
-                         f"got {scan_unroll!r}")
-    if epoch_mode not in EPOCH_MODES:
-        raise ValueError(f"fit: epoch_mode must be one of {EPOCH_MODES}, got {epoch_mode!r}")
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume=True needs checkpoint_dir= (the directory the interrupted run wrote to)")
-    _check_positive_int("checkpoint_every", checkpoint_every, "epochs between checkpoints")
-    validate_xy(X, y, name="fit")
-    n = int(X.shape[0])
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
-        raise ValueError(f"fit: batch_size must be an integer in [1, {n}] (the number of training examples), got "
-                         f"{batch_size!r}; lower it or pass more data")
-    batch_size = int(batch_size)
-    metric_fns = [get_metric(m) for m in metrics]
-    _check_model(apply, loss, metric_fns, params, state, X, y, batch_size, "fit")
-    if validation is not None:
-        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
-            raise ValueError(f"fit: validation must be a pair (X_val, y_val), got {type(validation).__name__}")
-        validate_xy(*validation, name="fit (validation)")
-        _check_model(apply, loss, metric_fns, params, state, *validation, 1, "fit (validation)")
-        Xv, yv = jnp.asarray(validation[0]), jnp.asarray(validation[1])
-        evaluator = make_evaluator(apply, loss, metrics=metrics, batch_size=eval_batch_size)
-
+    check_fit_arguments(epochs=epochs, epoch_mode=epoch_mode, scan_unroll=scan_unroll, resume=resume,
+                        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+    apply, optimizer, key, X, y = check_fit_inputs(apply, optimizer, key, X, y)
+    batch_size = check_data(X, y, batch_size, "fit")
+    check_model(apply, loss, metrics, params, state, X, y, batch_size, "fit")
+    validation = check_validation(validation, apply, loss, metrics, params, state)
     X, y = jnp.asarray(X), jnp.asarray(y)
-    if opt_state is None:
-        opt_state = optimizer.init(params)
-    ts = copy_tree(TrainState(params, opt_state, state))
-    if mesh is not None:
-        # Data parallelism: the data set and the train state are copied to every device once; each step gathers
-        # its batch and splits it over the data axis, and XLA all-reduces the gradient (fnn/train/distributed.py).
+    ts = copy_tree(TrainState(params, check_opt_state(optimizer, params, opt_state), state))
+    if checkpoint_dir is not None:   # one folder, one run (fnn/train/runs.py), checked before anything trains
+        prepare_run_folder(checkpoint_dir, run_manifest(params, ts.opt_state, optimizer, X, y, key=key,
+                                                        batch_size=batch_size, epochs=epochs),
+                           resume=resume, overwrite=overwrite)
+    if mesh is not None:  # data parallelism: data and train state on every device once (fnn/train/distributed.py)
         check_batch_size(batch_size, mesh, "fit")
-        X, y, ts = replicate((X, y, ts), mesh)
-        if validation is not None:
-            Xv, yv = replicate((Xv, yv), mesh)
+        X, y, ts, validation = replicate((X, y, ts, validation), mesh)
     history = History()
-    start = _resume(checkpoint_dir, ts, key, history) if resume else (ts, 0)
-    ts, start = start
-    nb = n // batch_size
-
-    if epoch_mode == "auto" or (epoch_mode == "scan" and scan_unroll is None):  # trace the step once for both
-        has_conv = _step_has_convolution(apply, loss, optimizer, ts, X[:batch_size], y[:batch_size], key, metrics)
-        if epoch_mode == "auto":
-            epoch_mode = _epoch_mode(has_conv, jax.default_backend())
-        if scan_unroll is None:
-            scan_unroll = 1 if has_conv else SCAN_UNROLL
-    loop_epoch = _make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)[0]
-    if epoch_mode == "scan":
-        # Not donated: the input state stays alive until the epoch is known to be finite (else it is replayed
-        # guarded from there), which costs the same memory as a copy plus donation and one dispatch less.
-        epoch_fn = make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2, guard=False, mesh=mesh,
-                              unroll=scan_unroll)
-
-        def scan_epoch_fn(ts, X, y, key, e):  # the epoch's key and the means of its stats, in the same program
-            ts, bad, stats = epoch_fn(ts, X, y, jax.random.fold_in(key, e))
-            return ts, bad, {k: jnp.mean(v) for k, v in stats.items()}
-
-        scan_epoch = jax.jit(scan_epoch_fn)
+    ts, start = resume_from(checkpoint_dir, ts, key, history) if resume else (ts, 0)
+    epoch_mode, scan_unroll = choose_modes(epoch_mode, scan_unroll, apply, loss, optimizer, ts, X[:batch_size],
+                                           y[:batch_size], key, metrics)
+    run_epoch = make_fit_epoch(apply, loss, optimizer, batch_size, epoch_mode=epoch_mode, scan_unroll=scan_unroll,
+                               metrics=metrics, l2=l2, mesh=mesh, progress=progress, epochs=epochs)
+    evaluator = None if validation is None else make_evaluator(apply, loss, metrics=metrics,
+                                                               batch_size=eval_batch_size)
+    nb = int(X.shape[0]) // batch_size
 
     for cb in callbacks:
         cb.on_train_begin(history)
@@ -570,51 +338,25 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         epoch_bar.update(start)
     for e in range(start, epochs):
         t0 = time.perf_counter()
-        stats = None
-        if epoch_mode == "scan":
-            start_ts = ts  # the scan is unguarded: on a non-finite loss, replay from here, guarded
-            ts, bad, means = scan_epoch(ts, X, y, key, e)
-            bad, means = jax.device_get((bad, means))  # one transfer of a few scalars per epoch
-            if bad >= 0:
-                ts, bad, stats = loop_epoch(start_ts, X, y, jax.random.fold_in(key, e), steps=int(bad) + 1)
-            del start_ts
-        else:
-            bar = _progress_bar(progress, nb, f"epoch {e + 1}/{epochs}")
-            ts, bad, stats = loop_epoch(ts, X, y, jax.random.fold_in(key, e), None if bar is None else bar.update)
-            if bar is not None:
-                bar.close()
-        bad = int(bad)
-        record = {"epoch": e + 1}
-        if stats is None:
-            record.update({k: float(v) for k, v in means.items()})
-        else:  # per-step stats: average the steps before the first non-finite one
-            for k, v in stats.items():
-                vals = np.asarray(v)[: nb if bad < 0 else bad]
-                record[k] = float(vals.mean()) if vals.size else float("nan")
+        ts, bad, means = run_epoch(ts, X, y, key, e)
+        cause = means.pop("nonfinite", None) or "loss"
+        record = epoch_record(e, means, bad, nb, learning_rate=learning_rate, opt_state=ts.opt_state)
         if validation is not None:
-            record.update({f"val_{k}": float(v) for k, v in evaluator(ts.params, ts.state, Xv, yv).items()})
-        lr = _lr(learning_rate, ts.opt_state, (e + 1) * nb)
-        if lr is not None:
-            record["lr"] = lr
-        record["steps"] = (e + 1) * nb if bad < 0 else e * nb + bad
+            record.update({f"val_{k}": float(v) for k, v in evaluator(ts.params, ts.state, *validation).items()})
         record["time"] = time.perf_counter() - t0
         history.append(record)
         if epoch_bar is not None:
             epoch_bar.update(1)
         if verbose:
             print_fn(format_epoch_line(record, epochs))
-        last = bad >= 0 or e + 1 == epochs
         if bad >= 0:
-            history.stop_reason = (f"non-finite loss at epoch {e + 1}, step {bad} (of {nb} steps, 0-based); "
-                                   f"stopped and kept the parameters from before that step; lower the learning rate "
-                                   f"or check the data and the loss")
+            history.stop_reason = non_finite_message(e, bad, nb, cause=cause)
             if verbose:
                 print_fn(f"fit: {history.stop_reason}")
-        stop = any([bool(cb.on_epoch_end(e + 1, record, ts)) for cb in callbacks]) if bad < 0 else True
-        if checkpoint_dir is not None and bad < 0 and (last or stop or (e + 1) % checkpoint_every == 0):
-            from fnn.train import checkpoint
-            history.save(os.path.join(os.fspath(checkpoint_dir), "history.json"))
-            checkpoint.save(checkpoint_dir, e + 1, checkpoint_tree(ts, e + 1, key), keep=keep_checkpoints)
+            break
+        stop = any([bool(cb.on_epoch_end(e + 1, record, ts)) for cb in callbacks])
+        if checkpoint_dir is not None and (stop or e + 1 == epochs or (e + 1) % checkpoint_every == 0):
+            _save(checkpoint_dir, e, ts, key, history, keep_checkpoints)
         if stop:
             break
     if epoch_bar is not None:

@@ -41,6 +41,15 @@ def mixed_precision(apply: Callable, compute_dtype=jnp.bfloat16, output_dtype=jn
     Returns:
       ``apply_mp(params, inputs, **kwargs)`` with the same signature and output structure as ``apply``
       (``(outputs, state)`` when called with ``state=``; the state is returned in its own dtype).
+
+    Example:
+      >>> import jax
+      >>> from fnn import layers
+      >>> model = layers.Dense(3)
+      >>> _, params = model.init(jax.random.key(0), (-1, 4))
+      >>> y = mixed_precision(model.apply)(params, jnp.ones((2, 4)))   # bfloat16 inside, float32 out
+      >>> y.dtype, params.W.dtype
+      (dtype('float32'), dtype('float32'))
     """
     if not jnp.issubdtype(jnp.dtype(compute_dtype), jnp.floating):
         raise ValueError(f"mixed_precision: expected a floating compute dtype such as jnp.bfloat16, "

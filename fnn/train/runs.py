@@ -116,6 +116,9 @@ def manifest_differences(saved: dict, new: dict, *, ignore=("epochs",)) -> list[
         a, b = saved.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += [f"{k}.{d}" for d in manifest_differences(a, b, ignore=())]
+        elif k == "seed":
+            out.append(f"seed: the run was written with another key (saved {_short(a)}, now {_short(b)}); resume "
+                       f"with the same key")
         else:
             out.append(f"{k}: saved {_short(a)}, now {_short(b)}")
     return out

@@ -122,7 +122,10 @@ def sample_configs(space, n, *, key):
         else:
             u = rng.random(n)
             lo, hi = float(spec[1]), float(spec[2])
-            values = lo + (hi - lo) * u if kind == "uniform" else np.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+            if kind == "uniform":
+                values = lo + (hi - lo) * u
+            else:   # log-uniform
+                values = np.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
             columns[name] = [float(v) for v in np.clip(values, lo, hi)]
     return [{name: columns[name][j] for name in space} for j in range(n)]
 
