@@ -18,3 +18,14 @@ if jax.default_backend() != "cpu":
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture
+def fashion_mnist():
+    """Skip (with the reason) when the Fashion-MNIST IDX files are absent (``.ci/run`` installs them; a GPU machine
+    or a fresh checkout may not have them)."""
+    from fnn.data import load_fashion_mnist
+    try:
+        load_fashion_mnist(split="test")
+    except FileNotFoundError as e:
+        pytest.skip(f"Fashion-MNIST files not found: {e}")

@@ -198,7 +198,7 @@ def test_bad_input():
         P.stack_encoders(jax.random.key(0), 5, [2], 2, pretrained=[p])
 
 
-def test_examples_run_quickly(tmp_path):
+def test_examples_run_quickly(tmp_path, fashion_mnist):
     mse = _example("denoising_autoencoder").run(quick=True, out=str(tmp_path))
     assert (tmp_path / "denoising_autoencoder.png").exists()
     assert set(mse) == {"corrupted input", "plain AE", "denoising AE"} and all(np.isfinite(list(mse.values())))

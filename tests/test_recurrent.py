@@ -273,6 +273,6 @@ def test_rnn_memory_example_quick():
     assert r["mse"] < 0.5 and 0.0 <= r["accuracy"] <= 1.0
 
 
-def test_gru_fashion_example_quick():
+def test_gru_fashion_example_quick(fashion_mnist):
     r = _load_example("gru_fashion").run(quick=True)
     assert r["test_accuracy"] > 0.4  # 10 classes: chance is 0.1 (this seed gives 0.575)

@@ -83,8 +83,8 @@ def evaluate(apply, params, loss, X, y, *, state=None, metrics: Sequence = ("acc
     Returns:
       A dict of Python floats.
     """
-    X = np.asarray(X) if isinstance(X, (list, tuple)) else X
-    y = np.asarray(y) if isinstance(y, (list, tuple)) else y
+    X = np.asarray(jnp.asarray(X)) if isinstance(X, (list, tuple)) else X   # JAX's default dtypes, as in fit
+    y = np.asarray(jnp.asarray(y)) if isinstance(y, (list, tuple)) else y
     validate_xy(X, y, name="evaluate")
     # the same checks as fit's, labels against the model's output width included (out of range: an error, not
     # accuracy 0.0 and loss NaN)

@@ -88,8 +88,9 @@ def check_fit_inputs(apply, optimizer, key, X, y):
     elif not isinstance(key, jax.Array):
         raise TypeError(f"fit: expected key to be a jax.random key or an int seed, got {type(key).__name__}: "
                         f"{key!r}")
-    X = np.asarray(X) if isinstance(X, (list, tuple)) else X
-    y = np.asarray(y) if isinstance(y, (list, tuple)) else y
+    # Python lists take JAX's default dtypes (float32, int32 without x64), as jnp.asarray would give them
+    X = np.asarray(jnp.asarray(X)) if isinstance(X, (list, tuple)) else X
+    y = np.asarray(jnp.asarray(y)) if isinstance(y, (list, tuple)) else y
     return apply, optimizer, key, X, y
 
 
