@@ -109,3 +109,23 @@ def test_compare_without_arguments_runs_the_default_rule(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "adam" in proc.stdout
     assert_user_error(fnn("compare", "--lr", "inf"), 2, r"argument --lr: expected a finite positive number")
+
+
+def test_compare_out_file_and_usage_errors_are_one_line(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert_user_error(fnn("compare", "--steps", "2", "--out", str(f)), 2,
+                      r"--out .*afile' is a file; expected a folder")
+    proc = fnn("compare", "--steps", "0")
+    assert_user_error(proc, 2, r"^fnn compare: argument --steps: expected a whole number >= 1, got 0; see fnn compare "
+                               r"--help\n$")
+    assert_user_error(fnn("train", "--hidden", "64,,3"), 2, r"^fnn train: argument --hidden: expected comma-separated")
+
+
+def test_resuming_a_finished_run_leaves_its_results(tmp_path):
+    out = tmp_path / "run"
+    assert fnn("train", "--epochs", "1", "--out", str(out), *TINY).returncode == 0
+    results = (out / "results.json").read_text()
+    assert_user_error(fnn("train", "--epochs", "1", "--out", str(out), "--resume", *TINY), 1,
+                      r"has already trained its 1 epochs: nothing to resume")
+    assert (out / "results.json").read_text() == results

@@ -245,3 +245,31 @@ def test_gradcheck_callback_checks_after_the_burn_in_and_stops_on_a_bug():
         assert len(history) == (4 if expect_ok else 2)   # the bug stops training after epoch 2
     with pytest.raises(ValueError, match=r"GradCheck: expected at_epochs to be positive epoch numbers"):
         gc.GradCheck(model.apply, loss, X, y, at_epochs=(0,))
+
+
+def test_gradcheck_callback_names_why_it_stopped_and_warns_when_it_never_ran():
+    import warnings as _w
+
+    from fnn import losses, optimizers
+    from fnn.train import fit
+    X = np.asarray(jax.random.normal(jax.random.key(0), (32, 4)), np.float32)
+    y = (X[:, 0] > 0).astype(np.int32)
+
+    @jax.custom_vjp
+    def bad_tanh(z):
+        return jnp.tanh(z)
+
+    bad_tanh.defvjp(lambda z: (jnp.tanh(z), z), lambda z, ct: (ct,))
+    loss = losses.softmax_cross_entropy_with_integer_labels
+    model = core.serial(core.Dense(8), core.elementwise(bad_tanh), core.Dense(2))
+    _, params = model.init(jax.random.key(1), (-1, 4))
+    cb = gc.GradCheck(model.apply, loss, X[:8], y[:8], at_epochs=(1,), coords=4)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore", gc.GradCheckWarning)
+        res = fit(model.apply, params, optimizers.sgd(0.1), loss, X, y, epochs=3, batch_size=8,
+                  key=jax.random.key(2), callbacks=[cb], verbose=False, progress=False)
+    assert res.history.stop_reason.startswith("GradCheck: the gradient check after epoch 1 says wrong")
+    late = gc.GradCheck(model.apply, loss, X[:8], y[:8], at_epochs=(5,))
+    with pytest.warns(gc.GradCheckWarning, match=r"no check ran: at_epochs \(5,\) lie beyond the 2 epoch"):
+        fit(model.apply, params, optimizers.sgd(0.1), loss, X, y, epochs=2, batch_size=8, key=jax.random.key(2),
+            callbacks=[late], verbose=False, progress=False)

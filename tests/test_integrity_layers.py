@@ -106,3 +106,22 @@ def test_normalization_names_a_wrong_feature_width(make):
     with pytest.raises(ValueError, match=rf"{make}: expected inputs whose normalized features have shape \(4,\) .*"
                                          r"got inputs of shape \(2, 5\) with features \(5,\); re-initialise"):
         layer.apply(params, jnp.ones((2, 5)), **kwargs)
+
+
+def test_a_custom_layer_declaring_its_keyword_gets_only_what_it_names():
+    """Fresh-reader finding: declaring keywords=("scale",) used to send key/rng/train/state too (TypeError)."""
+    def apply(params, x, scale=1.0):
+        return x * scale
+
+    model = layers.serial(layers.Dense(2), layers.Layer(lambda k, s: (s, ()), apply, keywords=("scale",)))
+    _, params = model.init(jax.random.key(0), (-1, 3))
+    x = jnp.ones((1, 3))
+    np.testing.assert_allclose(model.apply(params, x, scale=2.0, key=jax.random.key(1), train=False),
+                               2 * model.apply(params, x))
+
+
+def test_train_must_be_a_bool():
+    model = layers.serial(layers.Dense(2), layers.Dropout(0.5))
+    _, params = model.init(jax.random.key(0), (-1, 3))
+    with pytest.raises(TypeError, match=r"serial: train must be a Python bool .* got int 0"):
+        model.apply(params, jnp.ones((1, 3)), train=0)

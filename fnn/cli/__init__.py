@@ -15,6 +15,7 @@ import importlib
 import sys
 
 from fnn.cli import info as _info
+from fnn.cli.args import Parser
 from fnn.cli import train as _train
 from fnn.cli.train import DEFAULTS, build_model
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("compare", "gradcheck"):
         return _delegate(argv[0], argv[1:])
-    parser = argparse.ArgumentParser(prog="fnn", description="fnn: a functional neural-network toolkit on JAX.")
+    parser = Parser(prog="fnn", description="fnn: a functional neural-network toolkit on JAX.")
     sub = parser.add_subparsers(dest="command", metavar="{train,info,compare,gradcheck}")
     _train.add_parser(sub)
     sub.add_parser("info", help="JAX devices and library versions")

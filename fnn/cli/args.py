@@ -4,7 +4,14 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "widths"]
+__all__ = ["Parser", "positive_int", "non_negative_int", "positive_float", "widths"]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (``prog: message; see prog --help``), status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
 
 
 def positive_int(text: str) -> int:
@@ -43,7 +50,7 @@ def positive_float(text: str) -> float:
 def widths(text: str) -> list[int]:
     """Comma-separated positive widths: ``128`` or ``256,128`` (``--hidden``)."""
     try:
-        out = [int(w) for w in text.split(",") if w.strip()]
+        out = [int(w) for w in text.split(",")]   # an empty entry ("64,,3") is refused, not skipped
     except ValueError:
         out = []
     if not out or min(out) < 1:

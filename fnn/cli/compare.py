@@ -13,7 +13,6 @@ implementations drift apart.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -27,7 +26,7 @@ import optax
 
 from fnn import losses
 from fnn import optimizers as fo
-from fnn.cli.args import non_negative_int, positive_float, positive_int
+from fnn.cli.args import Parser, non_negative_int, positive_float, positive_int
 
 __all__ = ["compare", "race", "main", "TWINS", "RACE"]
 
@@ -234,7 +233,7 @@ def _table(c: Comparison) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``fnn compare`` command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="fnn compare", description="Compare an fnn optimizer with its optax "
+    parser = Parser(prog="fnn compare", description="Compare an fnn optimizer with its optax "
                                      "twin on an MLP on digits, or race the classic rules on a 2-D bowl.")
     parser.add_argument("rule", nargs="?", default="adam", help=f"one of: {', '.join(TWINS)} (default adam)")
     parser.add_argument("--race", action="store_true", help="race " + ", ".join(RACE) + " on a 2-D bowl")
@@ -244,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", default="runs/compare", help="directory for the PNG (default runs/compare)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"fnn compare: --out {args.out!r} is a file; expected a folder for the PNG (it is created if missing)",
+              file=sys.stderr)
+        return 2
     if args.race:
         paths, png = race(args.steps or 100, out=args.out)
         print("| rule | f after the race | distance to the minimum |\n|---|---|---|")
@@ -254,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         c = compare(args.rule, args.steps or 300, args.lr, args.hidden, args.seed, out=args.out)
     except ValueError as e:
-        print(f"fnn compare: {e}", file=sys.stderr)
+        print(f"fnn {e}", file=sys.stderr)   # the message starts with "compare: "
         return 2
     print(_table(c))
     print(f"wrote {c.png}")

@@ -191,6 +191,9 @@ def _prepare_out(out, cfg, args):
     if steps[-1] > cfg["epochs"]:
         _fail(f"fnn train: the run in {out!r} has trained {steps[-1]} epochs, more than --epochs {cfg['epochs']}; "
               f"ask for at least {steps[-1]}", 1)
+    if steps[-1] == cfg["epochs"]:
+        _fail(f"fnn train: the run in {out!r} has already trained its {steps[-1]} epochs: nothing to resume (its "
+              f"results.json stands); ask for more --epochs to continue it", 1)
 
 
 def run(args) -> int:
@@ -224,7 +227,7 @@ def _train(args, cfg, out, train, val, test, norm) -> int:
     try:
         optimizer = optimizers.from_name(cfg["optimizer"], rate)
     except ValueError as e:
-        _fail(f"fnn train: {e}", 2)
+        _fail(f"fnn train: --optimizer: {str(e).removeprefix('from_name: ')}", 2)
     model = build_model(args.model, cfg["hidden"], 10)
     init_key, train_key = jax.random.split(jax.random.key(args.seed))
     _, params = model.init(init_key, (-1,) + train[0].shape[1:])

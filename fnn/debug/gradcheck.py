@@ -405,9 +405,19 @@ class GradCheck(Callback):
         self.at_epochs, self.stop, self.check_kwargs = epochs, stop, dict(check_kwargs, coords=check_kwargs.get(
             "coords", 10))
         self.reports: list = []
+        self._failed = None
 
     def on_train_begin(self, history):
-        self.reports = []
+        self.reports, self._failed = [], None
+
+    def on_train_end(self, train_state, history):
+        if self._failed is not None and self.stop:
+            history.stop_reason = (f"GradCheck: the gradient check after epoch {self._failed[0]} says "
+                                   f"{self._failed[1].verdict} (max error {self._failed[1].max_error:.2e}); stopped")
+        elif not self.reports:
+            warnings.warn(f"GradCheck: no check ran: at_epochs {self.at_epochs} lie beyond the {len(history)} "
+                          f"epoch(s) trained; pick epochs within the run", GradCheckWarning, stacklevel=2)
+        return train_state
 
     def on_epoch_end(self, epoch, record, train_state):
         epoch = record.get("epoch", epoch)
@@ -426,5 +436,6 @@ class GradCheck(Callback):
             warnings.warn(f"GradCheck: after epoch {epoch} the gradient check says {report.verdict} (wrong leaves: "
                           f"{', '.join(report.wrong_leaves()) or 'none'}, max error {report.max_error:.2e})"
                           + ("; training stopped" if self.stop else ""), GradCheckWarning, stacklevel=2)
+            self._failed = (epoch, report)
             return self.stop
         return False

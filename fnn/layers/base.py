@@ -33,6 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "KEYWORDS", "COMMON_KEYWORDS", "Layer", "init_with_state", "run_key", "serial", "parallel", "FanOut",
@@ -84,6 +85,17 @@ def _signature_keywords(apply) -> frozenset:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return frozenset(KEYWORDS).union(named)
     return frozenset(named)
+
+
+def _receivable(apply) -> frozenset | None:
+    """The keyword names ``apply`` can be called with: ``None`` when it takes ``**kwargs`` (or has no signature)."""
+    try:
+        params = list(inspect.signature(apply).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 class Layer(_Pair):
@@ -243,7 +255,9 @@ def _combinator(where: str, layers: tuple, init_state: Callable, run: Callable) 
     accepted = frozenset(COMMON_KEYWORDS).union(*(l.accepts for l in layers))
 
     def call(layer):  # child i gets the keywords it accepts and the key under each name it reads
-        acc, names = layer.accepts, [k for k in ("key", "rng") if k in layer.accepts]
+        receivable = _receivable(layer.apply)   # a declared layer without **kwargs gets only what it names
+        acc = layer.accepts if receivable is None else layer.accepts & receivable
+        names = [k for k in ("key", "rng") if k in acc]
 
         def child(p, x, key, s, kw):
             kw = {k: v for k, v in kw.items() if k in acc}
@@ -259,6 +273,11 @@ def _combinator(where: str, layers: tuple, init_state: Callable, run: Callable) 
         return init_state(key, input_shape, False)[:2]
 
     def apply(params, inputs, **kwargs):
+        train = kwargs.get("train", True)
+        if not isinstance(train, (bool, np.bool_)):
+            raise TypeError(f"{where}: train must be a Python bool (True to train, False to evaluate), got "
+                            f"{type(train).__name__} {train!r}; it selects code paths, so under jit mark it static "
+                            f"(jax.jit(f, static_argnames='train'))")
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise TypeError(f"{where}: got the keyword argument(s) {unknown}, which no layer of this model accepts; "

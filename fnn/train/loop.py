@@ -80,7 +80,9 @@ def check_fit_inputs(apply, optimizer, key, X, y):
                         "model.apply")
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         what = getattr(optimizer, "__qualname__", type(optimizer).__name__)
-        hint = (f"call it with its hyper-parameters, e.g. {getattr(optimizer, '__module__', '')}.{what}(1e-3)"
+        module = getattr(optimizer, "__module__", "") or ""
+        module = module.split(".")[0] if module.startswith("optax") else module   # optax._src.alias -> optax
+        hint = (f"call it with its hyper-parameters, e.g. {module}.{what}(1e-3)"
                 if callable(optimizer) else "pass an fnn rule such as fnn.optimizers.adam(1e-3) or an optax one")
         raise TypeError(f"fit: expected an optimizer (an object with init and update), got {what!r}; {hint}")
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):

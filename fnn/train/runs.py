@@ -114,6 +114,9 @@ def manifest_differences(saved: dict, new: dict, *, ignore=("epochs",)) -> list[
         if k in ignore or saved.get(k) == new.get(k):
             continue
         a, b = saved.get(k), new.get(k)
+        if k == "optimizer" and isinstance(a, dict) and isinstance(b, dict) and a.get("rule") != b.get("rule"):
+            out.append(f"optimizer: saved {a.get('rule')}, now {b.get('rule')}")   # another rule: say just that
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
             out += [f"{k}.{d}" for d in manifest_differences(a, b, ignore=())]
         elif k == "seed":
