@@ -125,3 +125,12 @@ def test_train_must_be_a_bool():
     _, params = model.init(jax.random.key(0), (-1, 3))
     with pytest.raises(TypeError, match=r"serial: train must be a Python bool .* got int 0"):
         model.apply(params, jnp.ones((1, 3)), train=0)
+
+
+@pytest.mark.parametrize("bad", ["short", "dict", "none"])
+def test_a_dense_params_entry_of_the_wrong_form_names_the_layer(bad):
+    model = layers.serial(layers.Dense(2))
+    _, params = model.init(jax.random.key(0), (-1, 3))
+    entry = {"short": params[0][:1], "dict": {"W": params[0].W}, "none": None}[bad]
+    with pytest.raises(ValueError, match=r"Dense: expected params DenseParams\(W, b\) \(two arrays\), got"):
+        model.apply((entry,), jnp.ones((1, 3)))

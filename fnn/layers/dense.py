@@ -113,6 +113,10 @@ def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable
         return tuple(input_shape[:-1]) + (out_dim,), params
 
     def apply(params, inputs, **kwargs):
+        if not (isinstance(params, tuple) and len(params) == 2 and all(hasattr(a, "shape") for a in params)):
+            raise ValueError(f"Dense: expected params DenseParams(W, b) (two arrays), got "
+                             f"{type(params).__name__} {jax.tree.map(jnp.shape, params)}; pass the entry this "
+                             f"layer's init returned")
         W, b = params
         if inputs.shape[-1:] != W.shape[:1]:
             raise ValueError(f"Dense: expected inputs with last dimension {W.shape[0]}, got shape {inputs.shape}; "
