@@ -17,7 +17,7 @@ from fnn.data import validate_xy
 from fnn.metrics import get_metric
 from fnn.train.engine import forward
 
-__all__ = ["make_evaluator", "make_predict", "predict", "evaluate", "check_data", "check_model"]
+__all__ = ["make_evaluator", "make_predict", "predict", "evaluate", "check_data", "check_model", "as_array"]
 
 
 def make_predict(apply, batch_size: int):
@@ -83,14 +83,19 @@ def evaluate(apply, params, loss, X, y, *, state=None, metrics: Sequence = ("acc
     Returns:
       A dict of Python floats.
     """
-    X = np.asarray(jnp.asarray(X)) if isinstance(X, (list, tuple)) else X   # JAX's default dtypes, as in fit
-    y = np.asarray(jnp.asarray(y)) if isinstance(y, (list, tuple)) else y
+    X, y = as_array(X), as_array(y)
     validate_xy(X, y, name="evaluate")
     # the same checks as fit's, labels against the model's output width included (out of range: an error, not
     # accuracy 0.0 and loss NaN)
     check_model(apply, loss, metrics, params, state, X, y, min(int(X.shape[0]), batch_size), "evaluate")
     run = make_evaluator(apply, loss, metrics=metrics, batch_size=batch_size)
     return {k: float(v) for k, v in run(params, state, jnp.asarray(X), jnp.asarray(y)).items()}
+
+
+def as_array(a):
+    """Python lists (and tuples) as NumPy arrays of JAX's default dtypes (float32, int32 without x64), as
+    ``jnp.asarray`` gives them; arrays pass unchanged. ``fit`` and ``evaluate`` accept lists through this."""
+    return np.asarray(jnp.asarray(a)) if isinstance(a, (list, tuple)) else a
 
 
 def check_data(X, y, batch_size, name: str) -> int:

@@ -30,7 +30,7 @@ from fnn.train.engine import (
     nonfinite_cause,
     step_has_convolution,
 )
-from fnn.train.evaluation import check_data, check_model, make_evaluator
+from fnn.train.evaluation import as_array, check_data, check_model, make_evaluator
 from fnn.train.runs import prepare_run_folder, run_manifest
 
 __all__ = ["FitResult", "FitResultWithState", "fit", "check_fit_arguments", "check_validation", "choose_modes",
@@ -90,10 +90,7 @@ def check_fit_inputs(apply, optimizer, key, X, y):
     elif not isinstance(key, jax.Array):
         raise TypeError(f"fit: expected key to be a jax.random key or an int seed, got {type(key).__name__}: "
                         f"{key!r}")
-    # Python lists take JAX's default dtypes (float32, int32 without x64), as jnp.asarray would give them
-    X = np.asarray(jnp.asarray(X)) if isinstance(X, (list, tuple)) else X
-    y = np.asarray(jnp.asarray(y)) if isinstance(y, (list, tuple)) else y
-    return apply, optimizer, key, X, y
+    return apply, optimizer, key, as_array(X), as_array(y)
 
 
 def check_opt_state(optimizer, params, opt_state):
