@@ -10,10 +10,11 @@ the parts listed before it):
     train/        the step and epoch engine, fit, evaluation, ensembles and sweeps, callbacks, checkpoints
     debug/        gradient checking, backprop by hand, statistics and monitors       (loaded on first use)
     classic/      perceptrons, annealing, RBF networks, autoencoders, a GAN          (loaded on first use)
+    lab/          the optimizer lab: workloads, tuning protocols, statistics, reports (loaded on first use)
     cli/          the ``fnn`` command                                               (loaded on first use)
 
 ``import fnn`` loads the foundations, ``layers``, ``optimizers``, ``data`` and ``train``; ``fnn.debug``,
-``fnn.classic`` and ``fnn.cli`` are imported the first time they are used.
+``fnn.classic``, ``fnn.lab`` and ``fnn.cli`` are imported the first time they are used.
 """
 import importlib as _importlib
 
@@ -35,7 +36,7 @@ from fnn import data, train
 from fnn.train import evaluate, fit, make_train_step
 
 # --- Loaded on first use --------------------------------------------------------------------------------------
-_LAZY = ("debug", "classic", "cli")
+_LAZY = ("debug", "classic", "lab", "cli")
 
 
 def __getattr__(name):

@@ -1,10 +1,10 @@
 """The package layout is the architecture: checked statically (imports parsed with ``ast``) and by importing fnn.
 
 - ``import fnn`` loads the foundations, ``layers``, ``optimizers``, ``data`` and ``train``, and nothing of
-  ``debug``, ``classic`` or ``cli`` (they load on first use);
+  ``debug``, ``classic``, ``lab`` or ``cli`` (they load on first use);
 - no import cycle between fnn's modules;
 - a package imports only from the floors below it (foundations < layers, optimizers, data < train < debug,
-  classic < cli), never back up;
+  classic, lab < cli), never back up;
 - no module imports another module's private (``_name``) helper;
 - no module over 450 lines (the house aim is ~400).
 """
@@ -19,9 +19,10 @@ import fnn
 
 ROOT = pathlib.Path(fnn.__file__).parent
 FOUNDATIONS = {"activations", "initializers", "losses", "metrics", "checks"}
-FLOOR = {"foundations": 0, "layers": 1, "optimizers": 1, "data": 1, "train": 2, "debug": 3, "classic": 3, "cli": 4}
+FLOOR = {"foundations": 0, "layers": 1, "optimizers": 1, "data": 1, "train": 2, "debug": 3, "classic": 3, "lab": 3,
+         "cli": 4}
 EAGER = {"layers", "optimizers", "data", "train"}
-LAZY = {"debug", "classic", "cli"}
+LAZY = {"debug", "classic", "lab", "cli"}
 
 
 def _modules():
@@ -74,7 +75,7 @@ def test_import_fnn_loads_exactly_the_eager_parts():
     for name in ("activations", "initializers", "losses", "metrics"):
         assert f"fnn.{name}" in loaded
     # and the lazy parts do load on first use
-    assert fnn.debug.check_grads and fnn.classic.perceptron_train and fnn.cli.main
+    assert fnn.debug.check_grads and fnn.classic.perceptron_train and fnn.cli.main and fnn.lab.__doc__
 
 
 def test_no_import_cycle():

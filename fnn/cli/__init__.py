@@ -1,12 +1,14 @@
-"""The ``fnn`` console command: ``fnn train``, ``fnn info``, ``fnn compare`` and ``fnn gradcheck``, one module each.
+"""The ``fnn`` console command: ``fnn train``, ``info``, ``compare``, ``lab`` and ``gradcheck``, one module each.
 
     fnn train                         # MLP on scikit-learn's bundled 8x8 digits, < 1 minute on a 2-core CPU
     fnn train --dataset fashion-mnist --model cnn --epochs 10 --out runs/fm-cnn
     fnn train --out runs/fm-cnn --dataset fashion-mnist --model cnn --epochs 20 --resume   # continue a run
     fnn info                          # JAX devices and library versions
+    fnn lab --out runs/lab            # tune and compare optimizer rules on a suite of workloads (fnn/lab)
 
-Each command lives in its module (``fnn/cli/train.py``, ``info.py``, ``compare.py``, ``gradcheck.py``); this file
-parses the command name and dispatches. ``compare`` and ``gradcheck`` are imported only when they are run.
+Each command lives in its module (``fnn/cli/train.py``, ``info.py``, ``compare.py``, ``lab.py``,
+``gradcheck.py``); this file parses the command name and dispatches. ``compare``, ``lab`` and ``gradcheck`` are
+imported only when they are run.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from fnn.cli.train import DEFAULTS, build_model
 
 __all__ = ["main", "build_model", "DEFAULTS"]
 
-_TOOLS = {"compare": "fnn.cli.compare", "gradcheck": "fnn.cli.gradcheck"}
+_TOOLS = {"compare": "fnn.cli.compare", "lab": "fnn.cli.lab", "gradcheck": "fnn.cli.gradcheck"}
 
 
 def _delegate(name, argv) -> int:
@@ -43,13 +45,15 @@ def _delegate(name, argv) -> int:
 def main(argv=None) -> int:
     """Entry point of the ``fnn`` console script: ``main(["train", "--epochs", "5"])`` returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("compare", "gradcheck"):
+    if argv and argv[0] in _TOOLS:
         return _delegate(argv[0], argv[1:])
     parser = Parser(prog="fnn", description="fnn: a functional neural-network toolkit on JAX.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,info,compare,gradcheck}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,info,compare,lab,gradcheck}")
     _train.add_parser(sub)
     sub.add_parser("info", help="JAX devices and library versions")
     sub.add_parser("compare", help="compare optimizers (fnn.cli.compare)", add_help=False)
+    sub.add_parser("lab", help="tune and compare optimizer rules on a suite of workloads (fnn.cli.lab)",
+                   add_help=False)
     sub.add_parser("gradcheck", help="check gradients against finite differences (fnn.cli.gradcheck)", add_help=False)
     args = parser.parse_args(argv)
     if args.command is None:

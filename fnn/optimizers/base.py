@@ -10,9 +10,12 @@ The contract (stated once, here):
 This is optax's ``GradientTransformation`` protocol, so an fnn rule can sit inside ``optax.chain`` and any
 optax transform inside :func:`chain`. Every rule keeps its state in a NamedTuple with commented fields and a
 step counter ``count`` (the first step is step 0, as in optax); every hyper-parameter accepts a number or a
-schedule ``step -> value`` (see ``fnn.optimizers.schedules``), evaluated at ``count``. The per-leaf math of each rule is
-written once, in the symbols of its docstring, and lifted over the pytree in one place (:func:`lift`), which
-also rejects a gradient tree whose structure differs from the parameter/state tree, printing both.
+schedule ``step -> value`` (see ``fnn.optimizers.schedules``), evaluated at ``count``, and may be a traced value or a
+0-d array (a rule built inside ``jit``/``vmap``, or by ``optax.inject_hyperparams``): values are checked on the host
+when concrete and let through when traced; only sizes (``lbfgs``' ``memory_size``) must be concrete. The per-leaf
+math of each rule is written once, in the symbols of its docstring, and lifted over the pytree in one place
+(:func:`lift`), which also rejects a gradient tree whose structure differs from the parameter/state tree, printing
+both.
 
 This module is the bottom of the package (it imports no other optimizer module). The rules live in
 ``first_order.py`` (sgd, momentum, nesterov, delta_bar_delta), ``adaptive.py`` (adagrad, rmsprop, adadelta, adam,

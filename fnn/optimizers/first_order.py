@@ -177,7 +177,8 @@ def delta_bar_delta(learning_rate: ScalarOrSchedule, kappa: float = 0.05, phi: f
     """
     checks.positive("delta_bar_delta", learning_rate=learning_rate, kappa=kappa, phi=phi, min_gain=min_gain)
     checks.unit_interval("delta_bar_delta", theta=theta)
-    if not (phi < 1.0 and min_gain <= 1.0 <= max_gain):
+    known = all(checks.concrete(v) is not None for v in (phi, min_gain, max_gain))  # traced: checked by the caller
+    if known and not (phi < 1.0 and min_gain <= 1.0 <= max_gain):
         raise ValueError(f"delta_bar_delta: need phi < 1 and min_gain <= 1 <= max_gain, got phi={phi}, "
                          f"min_gain={min_gain}, max_gain={max_gain}; e.g. phi=0.95, min_gain=0.1, max_gain=10.")
 

@@ -23,6 +23,12 @@ def _t(step):
     return jnp.asarray(step, jnp.result_type(float))
 
 
+def _increasing(boundaries) -> bool:
+    """True when the boundaries are sorted, or when some are traced (then the caller checks them, or nobody)."""
+    known = [checks.concrete(b) for b in boundaries]
+    return any(b is None for b in known) or list(boundaries) == sorted(boundaries)
+
+
 def constant(value: float) -> Schedule:
     """``a(t) = value`` for every step. optax: ``optax.constant_schedule(value)``.
 
@@ -125,7 +131,7 @@ def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> Sc
       >>> round(float(piecewise_constant([10, 20], [1.0, 0.1, 0.01])(15)), 6)
       0.1
     """
-    if len(values) != len(boundaries) + 1 or list(boundaries) != sorted(boundaries):
+    if len(values) != len(boundaries) + 1 or not _increasing(boundaries):
         raise ValueError(f"piecewise_constant: need increasing boundaries and len(values) == len(boundaries) + 1, "
                          f"got boundaries={list(boundaries)}, values={list(values)}.")
     b = jnp.asarray(boundaries, jnp.result_type(float))
@@ -200,7 +206,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
       >>> float(s(10))
       1.0
     """
-    if len(schedules) != len(boundaries) + 1 or list(boundaries) != sorted(boundaries):
+    if len(schedules) != len(boundaries) + 1 or not _increasing(boundaries):
         raise ValueError(f"join: need increasing boundaries and len(schedules) == len(boundaries) + 1, got "
                          f"{len(schedules)} schedules and boundaries={list(boundaries)}.")
 

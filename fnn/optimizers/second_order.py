@@ -92,6 +92,19 @@ def _axpy(alpha, x, y):
     return jax.tree.map(lambda xi, yi: (yi + alpha * xi).astype(yi.dtype), x, y)
 
 
+def _static_int(value, name: str):
+    """A size or loop bound given as a concrete integer 0-d array (as ``optax.inject_hyperparams`` passes every
+    number) as the Python int it holds; other values unchanged, for the checks; a traced one is refused."""
+    if isinstance(value, jax.core.Tracer):
+        raise ValueError(f"lbfgs: {name} sets array shapes and loop bounds and cannot be traced, got a traced "
+                         f"{name}; pass it as a Python int, and to optax.inject_hyperparams as static: "
+                         f"optax.inject_hyperparams(fnn.optimizers.lbfgs, static_args=(\"memory_size\", "
+                         f"\"max_backtracking_steps\")).")
+    if getattr(value, "shape", None) == () and jnp.issubdtype(getattr(value, "dtype", float), jnp.integer):
+        return int(value)
+    return value
+
+
 def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Callable | None = None,
           max_backtracking_steps: int = 15, c1: float = 1e-4, shrink: float = 0.8, grow: float = 1.5) -> Optimizer:
     """L-BFGS: a quasi-Newton direction from the last ``memory_size`` pairs, then (optionally) a line search.
@@ -117,6 +130,9 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Cal
       memory_size: number of (s, y) pairs kept, >= 1.
       fun: full-batch loss ``fun(params) -> scalar`` for the line search, or None for fixed steps.
       max_backtracking_steps, c1, shrink, grow: line-search settings (c1 and shrink in (0, 1), grow >= 1).
+        ``memory_size`` and ``max_backtracking_steps`` set shapes and loop bounds: Python ints or concrete 0-d
+        integer arrays, never traced (``optax.inject_hyperparams(lbfgs, static_args=("memory_size",
+        "max_backtracking_steps"))``); the other hyper-parameters may be traced.
 
     Returns:
       An Optimizer with state ``LbfgsState``; ``update(grads, state, params)`` needs ``params``.
@@ -128,7 +144,10 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Cal
     Liu & Nocedal, "On the limited memory BFGS method for large scale optimization", 1989.
     """
     checks.positive("lbfgs", learning_rate=learning_rate, c1=c1, shrink=shrink)
-    if memory_size < 1 or max_backtracking_steps < 0 or not (c1 < 1 and shrink < 1 and grow >= 1):
+    memory_size = _static_int(memory_size, "memory_size")
+    max_backtracking_steps = _static_int(max_backtracking_steps, "max_backtracking_steps")
+    known = all(checks.concrete(v) is not None for v in (c1, shrink, grow))  # traced: checked by the caller
+    if memory_size < 1 or max_backtracking_steps < 0 or (known and not (c1 < 1 and shrink < 1 and grow >= 1)):
         raise ValueError(f"lbfgs: need memory_size >= 1, max_backtracking_steps >= 0, 0 < c1 < 1, 0 < shrink < 1 "
                          f"and grow >= 1; got memory_size={memory_size}, max_backtracking_steps="
                          f"{max_backtracking_steps}, c1={c1}, shrink={shrink}, grow={grow}.")
@@ -152,10 +171,10 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, memory_size: int = 10, fun: Cal
 
         def body(carry):
             eta, _, i = carry
-            eta = jnp.where(i > 0, shrink * eta, eta)
+            eta = jnp.where(i > 0, shrink * eta, eta).astype(eta.dtype)
             return eta, excess(eta).astype(eta.dtype), i + 1
 
-        start = jnp.minimum(grow * eta_prev, 1.0)
+        start = jnp.minimum(grow * eta_prev, 1.0).astype(eta_prev.dtype)  # keeps the loop's carry type
         eta, err, _ = jax.lax.while_loop(lambda c: (c[1] > 0) & (c[2] <= max_backtracking_steps), body,
                                          (start, jnp.asarray(jnp.inf, start.dtype), 0))
         return jnp.where(jnp.isinf(err), 0.0, eta).astype(eta_prev.dtype)
