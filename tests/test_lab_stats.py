@@ -273,6 +273,12 @@ def test_speedup_by_hand():
     steps = [25, 50, 75, 100]
     reference = [4.0, 2.0, 1.0, 0.5]
     assert stats.speedup(reference, [4.0, 3.0, 2.5, 2.0], steps) == (0.5, False)  # reference at 2.0 after 50 steps
-    assert stats.speedup(reference, [4.0, 3.0, 1.0, 0.5], steps) == (1.0, False)  # same final loss, same time
+    assert stats.speedup(reference, [4.0, 3.0, 1.0, 0.5], steps) == (1.0, False)  # same best loss, same time
+    assert stats.speedup(reference, reference, steps) == (1.0, False)              # identical curves: exactly 1
+    assert stats.speedup(reference, [4.0, 1.0, 0.5, 0.6], steps) == (100 / 75, False)  # best 0.5 at 75, ref at 100
+    # a noisy curve that dips early: its best (0.9 at step 50) counts, not its last value (1.5)
+    assert stats.speedup(reference, [4.0, 0.9, 1.5, 1.5], steps) == (100 / 50, False)  # ref <= 0.9 only at 100
     assert stats.speedup(reference, [4.0, 2.0, 0.5, 0.4], steps) == (1.0, True)  # reference never gets to 0.4
-    assert stats.speedup(reference, [4.0, 5.0, 9.0, np.nan], steps) == (0.25, False)  # diverged: beaten at once
+    assert stats.speedup(reference, [4.0, 2.0, 0.4, 0.4], steps) == (100 / 75, True)  # at least 100 / 75
+    assert stats.speedup(reference, [4.0, 5.0, 9.0, np.nan], steps) == (1.0, False)  # its best was its start
+    assert stats.speedup(reference, [np.nan] * 4, steps) == (0.0, False)  # never a finite loss

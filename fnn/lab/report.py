@@ -167,7 +167,7 @@ def performance_profiles(study, taus=DEFAULT_TAUS):
 
 
 def _config(best: dict) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in best.items()) or "-"
+    return ", ".join(f"{k}={fmt(v, 4)}" for k, v in best.items()) or "-"  # 4 digits: b2 = 0.9999 is not 1
 
 
 def _range(seeds) -> str:
@@ -292,8 +292,8 @@ def markdown(study, comparisons=None, *, taus=DEFAULT_TAUS, level: float = 0.95,
               f"budget and enter the Kaplan-Meier estimate as such, so a median of inf means fewer than half of "
               f"the runs got there. Tunability is the expected number of random configurations (drawn from those "
               f"tried) needed to come within 10% of the best one; speed-up is the reference's steps to reach the "
-              f"rule's final median validation loss over the rule's steps (> 1: faster; &ge;: censored). Numbers "
-              f"have 3 significant digits.", ""]
+              f"best median validation loss the rule reached over the rule's steps to it (> 1: faster; &ge;: the "
+              f"reference never got there). Numbers have 3 significant digits.", ""]
     return "\n".join(lines)
 
 

@@ -130,6 +130,8 @@ def tune(workload, rule, *, budget: int, tuning_seeds: int, search: str, epochs:
         rounds = [search_lib.sample(space, budget, search, seed=seed)]
     sizes = bayes.bayes_schedule(budget, BAYES_BATCH) if rounds is None else [len(next(iter(rounds[0].values())))]
     n_runs = max(n_runs or 0, max(sizes) * tuning_seeds)
+    if mesh is not None:  # the runs' axis is split evenly over the mesh's devices (padded runs are dropped)
+        n_runs = -(-n_runs // mesh.devices.size) * mesh.devices.size
     example = {d.name: np.zeros(n_runs, np.float32) for d in space}
     program = make_program(workload, factory, epochs=epochs, example_hp=example, n_runs=n_runs, mesh=mesh)
     tried, curves, scores, seconds = [], [], [], 0.0
@@ -229,7 +231,7 @@ def _one_rule(w, rule: Rule, *, budget, tuning_seeds, eval_seeds, search, epochs
 
 
 def _fmt(hp: dict) -> str:
-    return ", ".join(f"{k}={v:.3g}" for k, v in hp.items())
+    return ", ".join(f"{k}={v:.4g}" for k, v in hp.items())
 
 
 class _NoBar:
