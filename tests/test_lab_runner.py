@@ -120,6 +120,11 @@ seeds = np.concatenate([SEEDS, SEEDS[:2]])
 prog = make_program(W, momentum, epochs=3, example_hp=hp, n_runs=8, mesh=mesh)
 out, _ = run_program(prog, W, hp, seeds, mesh=mesh)
 np.save({out!r}, out.curves["val_loss"])
+from fnn.lab import run_study   # the study pads 3 configurations x 1 seed to the 8 devices
+study = run_study(["rosenbrock"], ["sgd"], budget=3, tuning_seeds=1, eval_seeds=2, epochs=2, mesh=mesh,
+                  timing=False, progress=False)
+r = study.get("rosenbrock", "sgd")
+np.save({out!r} + ".study.npy", np.concatenate([r.tune_scores, r.eval_curves["val_loss"].ravel()]))
 print(jax.device_count())
 """
 
@@ -134,6 +139,8 @@ def test_runs_sharded_over_8_cpu_devices_equal_one_device(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.split()[-1] == str(devices)
-        results[devices] = np.load(out)
-    np.testing.assert_allclose(results[8], results[1], rtol=1e-5)
+        results[devices] = np.load(out), np.load(str(out) + ".study.npy")
+    np.testing.assert_allclose(results[8][0], results[1][0], rtol=1e-5)
+    np.testing.assert_allclose(results[8][1], results[1][1], rtol=1e-5)
+    results = {k: v[0] for k, v in results.items()}
     assert np.isnan(results[8][5]).all() == np.isnan(results[1][5]).all()

@@ -48,6 +48,8 @@ def build_parser() -> Parser:
                    "workload's own)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="base seed of every key and sampler")
     p.add_argument("--no-timing", action="store_true", help="skip the timing pass")
+    p.add_argument("--shard", action="store_true", help="split each program's runs over every device JAX sees "
+                   "(all local devices, and all hosts after jax.distributed.initialize)")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
     p.add_argument("--out", default="runs/lab", help="output folder (new or empty; default: runs/lab)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous report in --out")
@@ -71,6 +73,11 @@ def _list(print_fn=print) -> int:
     return 0
 
 
+def _mesh():
+    from fnn.train import data_mesh
+    return data_mesh(axis_name="runs")
+
+
 def main(argv=None) -> int:
     """``fnn lab [options]``; returns the exit status (0, or 2 for a usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -85,6 +92,7 @@ def main(argv=None) -> int:
         result = study.run_study(items, args.rules, budget=args.budget, tuning_seeds=args.tuning_seeds,
                                  eval_seeds=args.eval_seeds, search=args.search, reference=args.reference,
                                  seed=args.seed, epochs=args.epochs, timing=not args.no_timing,
+                                 mesh=_mesh() if args.shard else None,
                                  command="fnn lab " + shlex.join(argv), print_fn=print)
     except (ValueError, KeyError, OSError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -173,7 +173,8 @@ def run_study(workloads: Sequence = ("quick",), rules: Sequence[str] = DEFAULT_R
       seed: the base seed of every key and every sampler.
       epochs: epochs per workload (an int for all, ``{name: int}``, or ``None`` for each workload's default).
       timing: also run the timing pass (``fnn.lab.timing``) for every rule's best configuration.
-      mesh: a one-axis ``jax.sharding.Mesh`` to split the runs over (``fnn.train.data_mesh()``).
+      mesh: a one-axis ``jax.sharding.Mesh`` to split the runs over (``fnn.train.data_mesh()``: every device of
+        every process; ``fnn lab --shard``). The runs' axis is padded to a multiple of the devices.
       progress: show a progress bar (tqdm, on stderr).
       command: the command line, recorded in the manifest.
       print_fn: where to print one line per finished (workload, rule), or ``None``.
