@@ -39,14 +39,17 @@ def build_parser() -> Parser:
     p.add_argument("--rules", type=_names, default=list(study.DEFAULT_RULES),
                    help="comma-separated rules, fnn's or optax:<name> (default: %s)" % ",".join(study.DEFAULT_RULES))
     p.add_argument("--reference", default=None, help="the rule others are compared with (default: adam if listed)")
-    p.add_argument("--budget", type=positive_int, default=16, help="configurations per rule (1 = defaults only)")
-    p.add_argument("--tuning-seeds", type=positive_int, default=3, help="seeds per configuration while tuning")
-    p.add_argument("--eval-seeds", type=positive_int, default=10, help="fresh seeds for the best configuration")
+    p.add_argument("--budget", type=positive_int, default=16,
+                   help="configurations per rule, the same for every rule (default: 16; 1 = the rules' defaults only)")
+    p.add_argument("--tuning-seeds", type=positive_int, default=3,
+                   help="seeds per configuration while tuning (default: 3)")
+    p.add_argument("--eval-seeds", type=positive_int, default=10,
+                   help="fresh seeds the best configuration is re-run on (default: 10)")
     p.add_argument("--search", choices=[m for m in study.SEARCH_METHODS if m != "defaults"], default="random",
                    help="how configurations are chosen (default: random)")
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs for every workload (default: each "
                    "workload's own)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="base seed of every key and sampler")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="base seed of every key and sampler (default: 0)")
     p.add_argument("--no-timing", action="store_true", help="skip the timing pass")
     p.add_argument("--shard", action="store_true", help="split each program's runs over every device JAX sees "
                    "(all local devices, and all hosts after jax.distributed.initialize)")
