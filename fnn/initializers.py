@@ -210,6 +210,9 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: int = 
 def glorot_normal(in_axis=-2, out_axis=-1, batch_axis=()) -> Initializer:
     """Glorot/Xavier normal: W ~ N(0, 2 / (fan_in + fan_out)).
 
+    Not the lecture's "Xavier" (``randn(fan_in, fan_out) / sqrt(fan_in)``, Var = 1 / fan_in): that is
+    :func:`lecun_normal`; see :func:`xavier_normal`.
+
     Reference: Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks",
     AISTATS 2010, eq. (12) (the variance compromise between forward and backward passes).
     """
@@ -250,7 +253,25 @@ def lecun_uniform(in_axis=-2, out_axis=-1, batch_axis=()) -> Initializer:
     return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis)
 
 
-xavier_normal, xavier_uniform = glorot_normal, glorot_uniform
+def xavier_normal(in_axis=-2, out_axis=-1, batch_axis=()) -> Initializer:
+    """Glorot's paper's normal scheme (``glorot_normal``): W ~ N(0, 2 / (fan_in + fan_out)).
+
+    **Naming note.** Libraries call Glorot & Bengio's variance ``Var[W] = 2 / (fan_in + fan_out)`` "Xavier" (after
+    Xavier Glorot), and so does fnn. Lecture notes (CS231n) often call ``W = randn(fan_in, fan_out) /
+    sqrt(fan_in)``, i.e. ``Var[W] = 1 / fan_in``, "Xavier initialization": that is fnn's :func:`lecun_normal`.
+    The two agree only when fan_in == fan_out.
+
+    Example:
+      >>> W = xavier_normal()(jax.random.key(0), (400, 100))    # Var = 2 / 500 = 0.004; lecun_normal: 1 / 400
+      >>> round(float(W.var()), 4)
+      0.004
+
+    Reference: Glorot & Bengio, AISTATS 2010, eq. (12) ("normalized initialization", uniform there, eq. (16)).
+    """
+    return glorot_normal(in_axis, out_axis, batch_axis)
+
+
+xavier_uniform = glorot_uniform
 kaiming_normal, kaiming_uniform = he_normal, he_uniform
 
 

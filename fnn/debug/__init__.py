@@ -24,6 +24,7 @@ from fnn.debug.stats import (
 
 # --- the babysitting checklist: verdicts and pictures (fnn/debug/diagnostics.py) -------------------------------------
 from fnn.debug.diagnostics import (
+    SymmetryWarning, SymmetryFinding, check_symmetry, InitialLoss, check_initial_loss,
     LossDiagnosis, diagnose_loss, OverfitResult, overfit_small, plot_activation_histograms,
     plot_decision_boundary, plot_first_layer_weights,
 )
@@ -47,7 +48,8 @@ __all__ = [
     "batchnorm_forward", "batchnorm_backward", "ACTIVATION_KINDS", "mlp_layers", "layer_list", "layer_path",
     "layer_outputs", "LayerStats", "activation_stats",
     "stats_table", "plot_activation_histograms", "INIT_EXPERIMENT", "init_experiment", "gradient_norms",
-    "depth_gradient_norms", "update_ratios", "update_ratio_table", "LossDiagnosis", "diagnose_loss",
+    "depth_gradient_norms", "update_ratios", "update_ratio_table", "SymmetryWarning", "SymmetryFinding",
+    "check_symmetry", "InitialLoss", "check_initial_loss", "LossDiagnosis", "diagnose_loss",
     "OverfitResult", "overfit_small", "ActivationMonitor", "UpdateRatioMonitor", "LossMonitor",
     "GradientNormMonitor", "plot_decision_boundary", "plot_first_layer_weights", "plot_history", "gradcheck",
     "kinks", "backprop", "stats", "diagnostics", "monitors", "plots",

@@ -1,6 +1,9 @@
-"""The babysitting checklist's verdicts and pictures: overfit a small set, read the loss curve, look at the
-activations, the first-layer weights and the decision boundary (items 2-4 of docs/debugging.md).
+"""The babysitting checklist's verdicts and pictures: check the initialisation, overfit a small set, read the loss
+curve, look at the activations, the first-layer weights and the decision boundary (items 0 and 2-4 of
+docs/debugging.md).
 
+* :func:`check_symmetry`: weight matrices that are all zero or have identical units (symmetry never broken).
+* :func:`check_initial_loss`: a softmax classifier's loss at initialisation should be about ln C.
 * :func:`overfit_small`: train on ~50 examples; a correct model and training loop reach 100% training accuracy.
 * :func:`diagnose_loss`: a learning-rate sanity verdict from the loss history (too low / exploding or NaN /
   noisy / ok).
@@ -16,17 +19,160 @@ Learning and Evaluation" (babysitting the learning process).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import losses
 from fnn import optimizers as _opt
 from fnn.debug.stats import ACTIVATION_KINDS, layer_list, layer_outputs, layer_path
 
-__all__ = ["LossDiagnosis", "diagnose_loss", "OverfitResult", "overfit_small", "plot_activation_histograms",
+__all__ = ["SymmetryWarning", "SymmetryFinding", "check_symmetry", "InitialLoss", "check_initial_loss",
+           "LossDiagnosis", "diagnose_loss", "OverfitResult", "overfit_small", "plot_activation_histograms",
            "plot_decision_boundary", "plot_first_layer_weights"]
+
+
+# ------------------------------------------------------------------------------------------ before training
+class SymmetryWarning(UserWarning):
+    """Issued by :func:`check_symmetry` for a weight matrix whose units cannot become different."""
+
+
+class SymmetryFinding(NamedTuple):
+    path: str           # the leaf's tree path, e.g. "[0].W"
+    problem: str        # "zero" (all weights 0) | "identical" (two or more units with the same incoming weights)
+    units: tuple        # indices of the units that equal another (every unit for "zero")
+    message: str        # why it matters and the fix
+
+
+_FIX = "initialise the weights randomly, e.g. W_init=fnn.initializers.glorot_normal() (the default of Dense/Conv)"
+
+
+def check_symmetry(params, *, warn: bool = True) -> list[SymmetryFinding]:
+    """Flag weight matrices whose units start (and so stay) identical: the symmetry that random init breaks.
+
+    A weight leaf of shape (..., units) (Dense (d_in, d_out), conv HWIO; leaves with fewer than 2 dimensions or a
+    single incoming weight per unit, such as biases and BatchNorm's gamma/beta, are skipped) is viewed as the
+    matrix V = W.reshape(-1, units), one column per unit:
+
+        zero        V == 0 everywhere: every unit outputs the same value; with tanh (tanh(0) = 0) and zero weights
+                    after it, dC/dW = a_prev^T delta = 0 for every hidden layer, so the hidden weights never move
+        identical   V[:, j] == V[:, k] for some j != k: units j and k compute the same function, receive the same
+                    gradient (when their outgoing weights are equal too, as with a constant init), and stay equal
+                    after every step: the layer has fewer distinct units than it seems
+
+    Args:
+      params: any params tree (a model's init output).
+      warn: also issue one :class:`SymmetryWarning` per finding.
+
+    Returns:
+      A list of :class:`SymmetryFinding` (empty when every weight matrix has distinct units).
+
+    Example:
+      >>> from fnn import initializers as ini
+      >>> from fnn.layers import Dense
+      >>> _, params = Dense(4, W_init=ini.zeros).init(jax.random.key(0), (-1, 3))
+      >>> [(f.path, f.problem) for f in check_symmetry(params, warn=False)]
+      [('.W', 'zero')]
+
+    Reference: Goodfellow, Bengio & Courville, *Deep Learning*, 2016, sec. 8.4 ("break symmetry"); CS231n notes
+    "Neural Networks Part 2", "Pitfall: all zero initialization".
+    """
+    findings = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        W = np.asarray(leaf)
+        if W.ndim < 2 or W.size // W.shape[-1] < 2 or not np.issubdtype(W.dtype, np.floating):
+            continue
+        name, V = jax.tree_util.keystr(path), W.reshape(-1, W.shape[-1])
+        if not V.any():
+            findings.append(SymmetryFinding(name, "zero", tuple(range(V.shape[1])), (
+                f"check_symmetry: {name} {W.shape} is all zeros: every unit of the layer computes the same output "
+                f"and gets the same gradient (with tanh and zero weights around it, a zero gradient), so the units "
+                f"never become different; {_FIX}")))
+            continue
+        _, first, counts = np.unique(V.T, axis=0, return_inverse=True, return_counts=True)
+        twins = tuple(int(j) for j in np.flatnonzero(counts[first.reshape(-1)] > 1))
+        if twins:
+            findings.append(SymmetryFinding(name, "identical", twins, (
+                f"check_symmetry: {name} {W.shape} has units with identical incoming weights (units {list(twins)[:8]}"
+                f"{' ...' if len(twins) > 8 else ''}): they compute the same output, get the same gradient and stay "
+                f"equal after every step (symmetry is never broken); {_FIX}")))
+    if warn:
+        for f in findings:
+            warnings.warn(f.message, SymmetryWarning, stacklevel=2)
+    return findings
+
+
+class InitialLoss(NamedTuple):
+    verdict: str        # "ok" | "high" | "low"
+    message: str        # what a departure means
+    loss: float         # the loss of the initial model on the batch
+    expected: float     # ln C for softmax cross-entropy (or the value passed)
+
+
+def check_initial_loss(apply: Callable, params, x, y, *, loss: Callable | None = None,
+                       expected: float | None = None, rtol: float = 0.25, **kwargs) -> InitialLoss:
+    """Compare a classifier's loss at initialisation with what chance predicts: ln C for softmax cross-entropy.
+
+    Small random weights give small scores z, so softmax(z) ~ 1/C for every class and
+
+        L_0 = -1/n sum_i ln softmax(z_i)_{y_i} ~ -ln(1/C) = ln C        (2.3026 for C = 10)
+
+    whatever the label distribution. Verdict: ``ok`` if |L_0 - ln C| <= rtol ln C; ``high`` if above (scores too
+    large: weights too large; or a bug in the loss; or a regularisation term dominating the data loss); ``low`` if
+    below (the untrained model beats chance: a bug in the loss, such as a wrong sign or reduction, or labels leaking
+    into the inputs).
+
+    Args:
+      apply: the model's apply, returning (n, C) scores (logits); called as ``apply(params, x, train=False,
+        **kwargs)`` (no dropout).
+      params: the initial params. x: a batch of inputs (n, ...).
+      y: integer labels (n,) or one-hot targets (n, C).
+      loss: ``loss(scores, y) -> scalar`` (default: fnn's softmax cross-entropy; a custom loss, e.g. with a
+        penalty, is compared with ``expected``).
+      expected: the loss of a chance-level model (default ln C, C = the scores' last dimension).
+      rtol: relative tolerance of the comparison.
+
+    Returns:
+      :class:`InitialLoss` (verdict, message, loss, expected).
+
+    Example:
+      >>> from fnn.layers import mlp
+      >>> model = mlp([32, 10], output_activation=None)
+      >>> _, params = model.init(jax.random.key(0), (-1, 20))
+      >>> x, y = jax.random.normal(jax.random.key(1), (256, 20)), jnp.arange(256) % 10
+      >>> report = check_initial_loss(model.apply, params, x, y)
+      >>> report.verdict, round(report.expected, 4)
+      ('ok', 2.3026)
+
+    Reference: CS231n notes "Neural Networks Part 3", "Sanity checks" ("look for correct loss at chance
+    performance"); Karpathy, "A recipe for training neural networks", 2019 ("verify loss @ init").
+    """
+    kwargs.setdefault("train", False)
+    out = apply(params, jnp.asarray(x), **kwargs)
+    scores = out[0] if isinstance(out, tuple) else out  # a stateful call returns (outputs, state)
+    if scores.ndim != 2 or scores.shape[-1] < 2:
+        raise ValueError(f"check_initial_loss: expected scores of shape (n, C) with C >= 2 classes, got shape "
+                         f"{scores.shape}; pass the model's logits (no softmax layer at the end)")
+    C = scores.shape[-1]
+    y = jnp.asarray(y)
+    if loss is None:
+        loss = (losses.softmax_cross_entropy if y.ndim == 2 else losses.softmax_cross_entropy_with_integer_labels)
+    L = float(loss(scores, y))
+    ref = math.log(C) if expected is None else float(expected)
+    what = f"initial loss {L:.4g}, expected about {ref:.4g}" + (f" = ln {C}" if expected is None else "")
+    if not math.isfinite(L) or L > ref * (1 + rtol):
+        return InitialLoss("high", f"check_initial_loss: {what}: the initial scores are too confident; the weights "
+                           f"are too large (scale the init down: fnn.initializers.glorot_normal / lecun_normal), or "
+                           f"the loss has a bug, or a regularisation term dominates (check the loss with the penalty "
+                           f"set to 0)", L, ref)
+    if L < ref * (1 - rtol):
+        return InitialLoss("low", f"check_initial_loss: {what}: the untrained model already beats chance; look for a "
+                           f"bug in the loss (sign, log, mean over the wrong axis) or labels leaking into the "
+                           f"inputs", L, ref)
+    return InitialLoss("ok", f"check_initial_loss: {what}: ok", L, ref)
 
 
 class LossDiagnosis(NamedTuple):

@@ -37,7 +37,7 @@ from fnn.layers.normalization import (
 )
 
 # --- regularization (fnn/layers/dropout.py) --------------------------------------------------------------------
-from fnn.layers.dropout import Dropout
+from fnn.layers.dropout import Dropout, mc_dropout_predict
 
 # --- recurrent (fnn/layers/recurrent.py) and attention (fnn/layers/attention.py) ------------------------------
 from fnn.layers.recurrent import (
@@ -79,7 +79,7 @@ __all__ = [
     "BatchNorm", "BatchNormParams", "BatchNormState", "population_statistics", "LayerNorm", "LayerNormParams",
     "standardize",
     # regularization
-    "Dropout",
+    "Dropout", "mc_dropout_predict",
     # recurrent and attention
     "Cell", "SimpleRNNCell", "SimpleRNNParams", "LSTMCell", "LSTMParams", "LSTMState", "GRUCell", "GRUParams", "RNN",
     "RNNLayer", "Bidirectional", "BidirectionalParams", "sequence_mask", "MultiHeadAttention",

@@ -1,7 +1,8 @@
 """Convolution layers: N-D ``GeneralConv`` and ``GeneralConvTranspose`` and their 1-D/2-D/3-D shorthands.
 
 Layers follow the contract of :mod:`fnn.layers` (``init(key, input_shape) -> (output_shape, params)``,
-``apply(params, inputs, **kwargs) -> outputs``); params are ``ConvParams(W, b)``.
+``apply(params, inputs, **kwargs) -> outputs``); params are ``ConvParams(W, b)``, or ``ConvParams(W, None)`` for a
+layer built with ``use_bias=False`` (every constructor here takes it).
 
 Dimension numbers name the axes of the input, the kernel and the output with one letter each, as ``lax`` does:
 ``("NHWC", "HWIO", "NHWC")`` is a batch of images with channels last and an ``(h, w, c_in, c_out)`` kernel.
@@ -30,7 +31,7 @@ _PADDINGS = ("VALID", "SAME", "SAME_LOWER")
 
 class ConvParams(NamedTuple):
     W: jax.Array  # kernel, axes ordered as the kernel spec (e.g. HWIO: (h, w, c_in, c_out))
-    b: jax.Array  # bias, shaped to broadcast against the output (e.g. NHWC: (1, 1, 1, c_out))
+    b: jax.Array | None  # bias, broadcasting against the output (e.g. NHWC: (1, 1, 1, c_out)); None: use_bias=False
 
 
 def positive_ints(name: str, what: str, values, n: int | None = None) -> tuple[int, ...]:
@@ -84,9 +85,11 @@ def _batch1(shape, lhs: str) -> tuple[int, ...]:
 
 
 def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_shape, strides, padding,
-                W_init, b_init) -> Layer:
+                W_init, b_init, use_bias) -> Layer:
     if not (isinstance(out_chan, int) and out_chan >= 1):
         raise ValueError(f"{name}: expected a positive number of output channels, got out_chan={out_chan!r}")
+    if not isinstance(use_bias, bool):
+        raise ValueError(f"{name}: expected use_bias True or False, got {use_bias!r}")
     filter_shape = positive_ints(name, "filter_shape", filter_shape)
     n = len(filter_shape)
     lhs, rhs, out = _check_specs(name, dimension_numbers, n)
@@ -113,7 +116,7 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
         out_shape[out.index("N")] = input_shape[lhs.index("N")]
         k1, k2 = jax.random.split(key)
         bias_shape = tuple(out_chan if c == "C" else 1 for c in out)
-        return tuple(out_shape), ConvParams(W_init(k1, kernel_shape), b_init(k2, bias_shape))
+        return tuple(out_shape), ConvParams(W_init(k1, kernel_shape), b_init(k2, bias_shape) if use_bias else None)
 
     def apply(params, inputs, **kwargs):
         W, b = params
@@ -130,14 +133,14 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
             y = lax.conv_transpose(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
         else:
             y = lax.conv_general_dilated(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
-        return y + b
+        return y if b is None else y + b
 
     return Layer(init, apply, kind=name, keywords=())
 
 
 def GeneralConv(dimension_numbers: Sequence[str], out_chan: int, filter_shape: Sequence[int],
                 strides: Sequence[int] | None = None, padding="VALID", W_init: Callable | None = None,
-                b_init: Callable = ini.normal(1e-6)) -> Layer:
+                b_init: Callable = ini.normal(1e-6), use_bias: bool = True) -> Layer:
     """N-D convolution (cross-correlation, as in every deep-learning library): ``y = x * W + b``.
 
     For NHWC input and HWIO kernel, with stride s and the input padded as ``padding`` says:
@@ -154,10 +157,12 @@ def GeneralConv(dimension_numbers: Sequence[str], out_chan: int, filter_shape: S
       padding: ``"VALID"``, ``"SAME"``, ``"SAME_LOWER"`` or ``(low, high)`` pairs.
       W_init: kernel initializer (default Glorot normal with fans over the ``I`` and ``O`` axes).
       b_init: bias initializer (default N(0, 1e-12), as stax).
+      use_bias: False drops b (``y = x * W``; ``b_init`` unused), e.g. before a ``BatchNorm``, whose shift beta
+        makes a bias redundant.
 
     Returns:
       ``Layer``; params ``ConvParams(W, b)``: W shaped like ``kernel_spec``, b broadcasting against the output
-      (NHWC: ``(1, 1, 1, out_chan)``).
+      (NHWC: ``(1, 1, 1, out_chan)``); ``ConvParams(W, None)`` with ``use_bias=False`` (the tree's one leaf is W).
 
     Example:
       >>> layer = GeneralConv(("NCHW", "OIHW", "NCHW"), 8, (3, 3))
@@ -168,11 +173,11 @@ def GeneralConv(dimension_numbers: Sequence[str], out_chan: int, filter_shape: S
     Reference: LeCun et al., "Gradient-based learning applied to document recognition", Proc. IEEE 1998, sec. II.
     """
     return _conv_layer("GeneralConv", False, dimension_numbers, out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def Conv(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALID", W_init=None,
-         b_init=ini.normal(1e-6)) -> Layer:
+         b_init=ini.normal(1e-6), use_bias=True) -> Layer:
     """2-D convolution on NHWC images with an HWIO kernel: ``GeneralConv(("NHWC", "HWIO", "NHWC"), ...)``.
 
     Shapes: x (n, h, w, c_in), W (k_h, k_w, c_in, out_chan), b (1, 1, 1, out_chan), y (n, h', w', out_chan).
@@ -186,33 +191,33 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALI
       (-1, 10)
     """
     return _conv_layer("Conv", False, ("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def Conv1D(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALID", W_init=None,
-           b_init=ini.normal(1e-6)) -> Layer:
+           b_init=ini.normal(1e-6), use_bias=True) -> Layer:
     """1-D convolution on (n, length, c_in) sequences with an (k, c_in, out_chan) kernel (specs NHC, HIO, NHC).
 
     ``y[n, i, o] = sum_{d, c} x[n, s i + d, c] W[d, c, o] + b[o]``. Not in stax (an fnn addition).
     """
     return _conv_layer("Conv1D", False, ("NHC", "HIO", "NHC"), out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def Conv3D(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALID", W_init=None,
-           b_init=ini.normal(1e-6)) -> Layer:
+           b_init=ini.normal(1e-6), use_bias=True) -> Layer:
     """3-D convolution on (n, d, h, w, c_in) volumes with a DHWIO kernel (specs NDHWC, DHWIO, NDHWC).
 
     ``y[n, i, j, l, o] = sum_{di, dj, dl, c} x[n, s i + di, s j + dj, s l + dl, c] W[di, dj, dl, c, o] + b[o]``.
     Not in stax (an fnn addition).
     """
     return _conv_layer("Conv3D", False, ("NDHWC", "DHWIO", "NDHWC"), out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def GeneralConvTranspose(dimension_numbers: Sequence[str], out_chan: int, filter_shape: Sequence[int],
                          strides: Sequence[int] | None = None, padding="VALID", W_init: Callable | None = None,
-                         b_init: Callable = ini.normal(1e-6)) -> Layer:
+                         b_init: Callable = ini.normal(1e-6), use_bias: bool = True) -> Layer:
     """N-D transposed ("fractionally strided") convolution, the usual upsampling layer of decoders.
 
     Computed as ``lax.conv_transpose`` does (and stax, whose kernels therefore load unchanged): insert ``s - 1``
@@ -230,22 +235,22 @@ def GeneralConvTranspose(dimension_numbers: Sequence[str], out_chan: int, filter
     Reference: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning", 2016, sec. 4.
     """
     return _conv_layer("GeneralConvTranspose", True, dimension_numbers, out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def ConvTranspose(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALID", W_init=None,
-                  b_init=ini.normal(1e-6)) -> Layer:
+                  b_init=ini.normal(1e-6), use_bias=True) -> Layer:
     """2-D transposed convolution on NHWC images with an HWIO kernel; see :func:`GeneralConvTranspose`.
 
     Shapes: x (n, h, w, c_in), W (k_h, k_w, c_in, out_chan), y (n, h', w', out_chan) with
     h' = (h - 1) s_h + max(k_h, s_h) for VALID padding (usually k_h >= s_h: (h - 1) s_h + k_h), h' = h s_h for SAME.
     """
     return _conv_layer("ConvTranspose", True, ("NHWC", "HWIO", "NHWC"), out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)
 
 
 def Conv1DTranspose(out_chan: int, filter_shape: Sequence[int], strides=None, padding="VALID", W_init=None,
-                    b_init=ini.normal(1e-6)) -> Layer:
+                    b_init=ini.normal(1e-6), use_bias=True) -> Layer:
     """1-D transposed convolution on (n, length, c_in) sequences (specs NHC, HIO, NHC).
 
     Shapes: x (n, l, c_in), W (k, c_in, out_chan), y (n, (l - 1) s + max(k, s), out_chan) with VALID padding,
@@ -253,4 +258,4 @@ def Conv1DTranspose(out_chan: int, filter_shape: Sequence[int], strides=None, pa
     See :func:`GeneralConvTranspose` for the formula.
     """
     return _conv_layer("Conv1DTranspose", True, ("NHC", "HIO", "NHC"), out_chan, filter_shape, strides, padding,
-                       W_init, b_init)
+                       W_init, b_init, use_bias)

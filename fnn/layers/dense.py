@@ -91,37 +91,53 @@ def Reshape(shape: Sequence[int]) -> Layer:
 
 class DenseParams(NamedTuple):
     W: jax.Array  # (d_in, d_out)
-    b: jax.Array  # (d_out,)
+    b: jax.Array | None  # (d_out,); None for Dense(..., use_bias=False)
 
 
-def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable = ini.normal()) -> Layer:
-    """Fully connected layer: ``y = x W + b``.
+def Dense(out_dim: int, W_init: Callable = ini.glorot_normal(), b_init: Callable = ini.normal(),
+          use_bias: bool = True) -> Layer:
+    """Fully connected layer: ``y = x W + b`` (``y = x W`` with ``use_bias=False``).
 
     Shapes: x (..., d_in), W (d_in, d_out), b (d_out,), y (..., d_out). Defaults as stax: Glorot-normal weights,
     N(0, 0.01^2) biases. Nielsen writes ``a' = sigma(w a + b)`` with w of shape (d_out, d_in) acting on column
     vectors; fnn stores the transpose and acts on row vectors (a batch is a matrix of rows).
+
+    Params: ``DenseParams(W, b)``; with ``use_bias=False`` ``DenseParams(W, None)`` (``b_init`` unused): the tree
+    has the single leaf W, so optimizers and penalties see no bias. Use it before ``BatchNorm``, whose shift beta
+    makes a bias redundant (BN subtracts the batch mean, and with it any constant b).
+
+    Example:
+      >>> layer = Dense(3, use_bias=False)
+      >>> _, params = layer.init(jax.random.key(0), (-1, 4))
+      >>> params.W.shape, params.b
+      ((4, 3), None)
     """
     if not (isinstance(out_dim, int) and out_dim >= 1):
         raise ValueError(f"Dense: expected a positive number of units, got out_dim={out_dim!r}")
+    if not isinstance(use_bias, bool):
+        raise ValueError(f"Dense: expected use_bias True or False, got {use_bias!r}")
 
     def init(key, input_shape):
         if len(input_shape) < 1 or input_shape[-1] in (None, -1):
             raise ValueError(f"Dense: expected an input shape with a known last dimension, got {input_shape!r}")
         k1, k2 = jax.random.split(key)
         d_in = int(input_shape[-1])
-        params = DenseParams(W_init(k1, (d_in, out_dim)), b_init(k2, (out_dim,)))
+        params = DenseParams(W_init(k1, (d_in, out_dim)), b_init(k2, (out_dim,)) if use_bias else None)
         return tuple(input_shape[:-1]) + (out_dim,), params
 
     def apply(params, inputs, **kwargs):
-        if not (isinstance(params, tuple) and len(params) == 2 and all(hasattr(a, "shape") for a in params)):
-            raise ValueError(f"Dense: expected params DenseParams(W, b) (two arrays), got "
-                             f"{type(params).__name__} {jax.tree.map(jnp.shape, params)}; pass the entry this "
-                             f"layer's init returned")
+        if not (isinstance(params, tuple) and len(params) == 2 and hasattr(params[0], "shape")
+                and (params[1] is None or hasattr(params[1], "shape"))):
+            raise ValueError(f"Dense: expected params DenseParams(W, b) (two arrays), got {type(params).__name__} "
+                             f"{jax.tree.map(jnp.shape, params)}; pass the entry this layer's init returned (W and "
+                             f"None for a layer built with use_bias=False)")
         W, b = params
         if inputs.shape[-1:] != W.shape[:1]:
             raise ValueError(f"Dense: expected inputs with last dimension {W.shape[0]}, got shape {inputs.shape}; "
                              f"re-initialize with the right input_shape or add Flatten before Dense")
         y = jnp.dot(inputs, W)
+        if b is None:
+            return y
         return y + jnp.reshape(b, (1,) * (y.ndim - 1) + b.shape)  # explicit broadcast (strict rank promotion)
 
     return Layer(init, apply, kind="Dense", keywords=())
