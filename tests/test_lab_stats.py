@@ -54,12 +54,27 @@ def test_bootstrap_with_diverged_runs_and_missing_values():
     assert stats.bootstrap_ci(x, seed=4) == stats.bootstrap_ci(x, seed=4)
 
 
-def test_bootstrap_statistic_without_axis_and_summarize():
+def test_bootstrap_statistic_without_axis():
     x = np.random.default_rng(3).normal(size=12)
     by_row = stats.bootstrap_ci(x, lambda v: float(np.median(v)), n_resamples=300, seed=1)
     assert by_row == stats.bootstrap_ci(x, np.median, n_resamples=300, seed=1)
-    s = stats.summarize(np.r_[x, np.inf], n_resamples=300, seed=1)
-    assert (s["n"], s["n_diverged"], s["median"]) == (13, 1, np.median(np.r_[x, np.inf]))
+
+
+def test_rounding_level_differences_are_ties_with_a_tolerance():
+    a = np.array([0.00187, 0.0021, 0.0019, 0.0030, 0.0018, 0.0025, 0.0022, 0.0020, 0.0028, 0.0017])
+    b = a + 1e-6 * np.array([1, 2, 3, 1, 2, 3, 1, 2, 3, 1])  # A lower by 1e-6 to 3e-6 on every seed
+    strict = stats.paired_comparison(a, b)
+    assert strict["high"] < 0 and strict["p_value"] < 0.01   # without a tolerance: a "win" made of rounding
+    tied = stats.paired_comparison(a, b, tie=1e-5)
+    assert (tied["diff"], tied["low"], tied["high"], tied["p_value"], tied["p_beats"]) == (0, 0, 0, 1.0, 0.5)
+    planted = stats.paired_comparison(a, a * 1.5, tie=1e-5)
+    assert planted["high"] < 0 and planted["p_value"] < 0.01 and planted["p_beats"] == 1.0
+    both = stats.paired_comparison([1.0, np.inf], [1.0 + 1e-9, 2.0], tie=1e-5)   # a diverged run is never a tie
+    assert both["p_beats"] == 0.25 and both["high"] == np.inf
+    steps = [25, 50, 75, 100]
+    ref = [4.0, 2.0, 1.0, 0.5]
+    assert stats.speedup(ref, [4.0, 2.0, 1.0, 0.4999], steps) == (1.0, True)          # 1e-4 below: "at least"
+    assert stats.speedup(ref, [4.0, 2.0, 1.0, 0.4999], steps, tie=1e-3) == (1.0, False)  # a tie: exactly 1
 
 
 @pytest.mark.parametrize("call, match", [

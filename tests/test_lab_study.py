@@ -92,6 +92,10 @@ def test_timing_pass_and_manifest(logreg):
     ({"rules": ["sgd"], "budget": 0}, "budget must be a positive integer"),
     ({"rules": ["sgd"], "search": "grids"}, "search must be one of"),
     ({"rules": ["sgd"], "workloads": ["mnist_cnn"]}, "mnist_cnn"),
+    ({"rules": ["sgd"], "epochs": "3"}, r"epochs must be a positive integer .* got epochs='3'"),
+    ({"rules": ["sgd"], "epochs": {"rosenbrok": 2}}, r"unknown names \['rosenbrok'\]"),
+    ({"rules": [Rule("bad", fo.adam, (Dim("lr", 1e-4, 1.0, "log", 1e-3),))]},
+     r"rule 'bad' cannot be built from its search space \['lr'\] .*name each Dim after a keyword"),
 ])
 def test_mistakes_are_named_before_anything_runs(kwargs, message):
     kwargs = {"workloads": ["rosenbrock"], **kwargs}
@@ -121,6 +125,8 @@ def test_cli_runs_a_small_study_and_refuses_to_overwrite(tmp_path, capsys):
     (["--budget", "0"], "expected a whole number >= 1"),
     (["--rules", "sgd,,adam"], "expected comma-separated names"),
     (["--search", "grids"], "invalid choice"),
+    (["--rules", "sgd,adam,sgd"], "--rules lists sgd more than once; give each rule once"),
+    (["--rules", "sgd,momentum", "--reference", "adam"], "--reference adam is not one of --rules sgd,momentum"),
 ])
 def test_cli_mistakes_are_one_line(args, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:

@@ -89,6 +89,12 @@ def main(argv=None) -> int:
     if args.list:
         return _list()
     from fnn.lab import output, study
+    twice = sorted({r for r in args.rules if args.rules.count(r) > 1})
+    if twice:
+        parser.error(f"--rules lists {', '.join(twice)} more than once; give each rule once")
+    if args.reference is not None and args.reference not in args.rules:
+        parser.error(f"--reference {args.reference} is not one of --rules {','.join(args.rules)}; add it to --rules "
+                     f"or pick one of them")
     try:
         items = study.resolve_workloads(args.workloads or [args.suite])
         output.check_out_dir(args.out, overwrite=args.overwrite)

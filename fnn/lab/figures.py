@@ -47,6 +47,11 @@ def _label(study, rule) -> str:
     return f"{rule} (reference)" if rule == study.reference else rule
 
 
+def _style(rule) -> str:
+    """Dashed for optax's rules, so that an fnn rule and its optax twin stay visible when their curves coincide."""
+    return "--" if str(rule).startswith("optax:") else "-"
+
+
 def _finite(x) -> np.ndarray:
     """Non-finite values as nan, so matplotlib leaves a gap there."""
     x = np.asarray(x, dtype=float)
@@ -78,7 +83,7 @@ def loss_curves(study, workload: str, path) -> str:
         with np.errstate(invalid="ignore"):
             q25, q50, q75 = np.quantile(score(r.eval_curves["val_loss"]), [0.25, 0.5, 0.75], axis=0)
         colour = _colour(study, rule)
-        ax.plot(r.steps, _finite(q50), "-", color=colour, label=_label(study, rule))
+        ax.plot(r.steps, _finite(q50), _style(rule), color=colour, label=_label(study, rule))
         ax.fill_between(r.steps, _finite(q25), _finite(q75), color=colour, alpha=0.2, linewidth=0)
         shown += [q25, q75]
     target = study.targets.get(workload)
@@ -113,14 +118,14 @@ def time_to_target_curves(study, workload: str, path) -> str:
         end = float(r.steps[-1])
         t_plot, s_plot = np.r_[t, end], np.r_[survival, survival[-1]]
         colour = _colour(study, rule)
-        ax.step(t_plot, 1 - s_plot, where="post", color=colour, label=f"{_label(study, rule)} ({reached.sum()}/"
-                                                                       f"{reached.size} reached)")
+        ax.step(t_plot, 1 - s_plot, where="post", color=colour, linestyle=_style(rule),
+                label=f"{_label(study, rule)} ({reached.sum()}/{reached.size} reached)")
         if (~reached).any():
             ax.plot([end], [1 - survival[-1]], "|", color=colour, markersize=14, markeredgewidth=2)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("optimizer steps")
     ax.set_ylabel("fraction of runs at target (Kaplan-Meier)")
-    ax.set_title(f"{workload}: time to validation loss {target:.3g}  (| = censored at the budget)")
+    ax.set_title(f"{workload}: time to validation loss {target:.3g} (| censored)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -142,7 +147,8 @@ def tuning_curves(study, workload: str, path) -> str:
         scores = study.get(workload, rule).tune_scores
         ks = np.arange(1, scores.size + 1)
         best = stats.best_of_k(scores, ks)
-        ax.plot(ks, _finite(best), "-o", markersize=3, color=_colour(study, rule), label=_label(study, rule))
+        ax.plot(ks, _finite(best), _style(rule) + "o", markersize=3, color=_colour(study, rule),
+                label=_label(study, rule))
         values.append(best)
     _log_if_positive(ax, np.concatenate(values))
     ax.set_xlabel("configurations tried (k)")
@@ -177,7 +183,7 @@ def lr_sensitivity(study, workload: str, path) -> str:
         lr, s = np.asarray(lr, float)[order], score(r.tune_scores)[order]
         ok = np.isfinite(s)
         colour = _colour(study, rule)
-        ax.plot(lr[ok], s[ok], "-o", markersize=4, color=colour, label=_label(study, rule))
+        ax.plot(lr[ok], s[ok], _style(rule) + "o", markersize=4, color=colour, label=_label(study, rule))
         if (~ok).any():
             ax.plot(lr[~ok], np.full((~ok).sum(), 0.97), "x", color=colour, markersize=7, transform=top)
         finite_scores.append(s[ok])
@@ -214,7 +220,7 @@ def profile_plot(rules, taus, rho, path, *, reference: str | None = None) -> str
     fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     for i, rule in enumerate(rules):
-        ax.step(taus, rho[i], where="post", color=f"C{i % 10}",
+        ax.step(taus, rho[i], where="post", color=f"C{i % 10}", linestyle=_style(rule),
                 label=f"{rule} (reference)" if rule == reference else rule)
     ax.set_xscale("log")
     ax.set_ylim(-0.03, 1.03)

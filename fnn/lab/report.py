@@ -3,8 +3,7 @@
 - ``compare(study)``: one row per workload and rule: median test loss and test metrics with bootstrap intervals,
   time to target (Kaplan-Meier median with an interval, in steps, gradient evaluations and seconds), tunability,
   speed-up over the reference, divergences; for every rule but the reference, the paired comparison of final test
-  losses with the reference over the evaluation seeds, Holm-corrected over all (workload, rule) comparisons at once,
-  and its verdict.
+  losses with the reference over the evaluation seeds, Holm-corrected within each workload, and its verdict.
 - ``performance_profiles``, ``markdown`` and ``runs_table``; ``fnn/lab/output.py`` writes them to a folder.
 
 The statistics are those of ``fnn/lab/stats.py`` (stated there once); a diverged run scores ``+inf``.
@@ -19,8 +18,10 @@ import numpy as np
 from fnn.lab import stats
 from fnn.lab.results import score
 
-__all__ = ["compare", "performance_profiles", "markdown", "runs_table", "fmt", "fmt_ci", "DEFAULT_TAUS"]
+__all__ = ["compare", "performance_profiles", "markdown", "runs_table", "fmt", "fmt_ci", "DEFAULT_TAUS",
+           "TIE_FRACTION"]
 DEFAULT_TAUS = (1.0, 1.5, 2.0, 4.0, 10.0)
+TIE_FRACTION = 0.01  # differences under 1% of the seeds' spread are ties (fnn's and optax's Adam differ by rounding)
 
 
 def fmt(x, digits: int = 3, *, sci: bool = False) -> str:
@@ -70,7 +71,8 @@ def _check_paired(study, workload, rule):
     return a, b
 
 
-def compare(study, *, level: float = 0.95, alpha: float = 0.05, seed: int = 0, n_resamples: int = 10_000) -> list:
+def compare(study, *, level: float = 0.95, alpha: float = 0.05, seed: int = 0, n_resamples: int = 10_000,
+            tie_fraction: float = TIE_FRACTION) -> list:
     """Every rule on every workload, summarised and compared with ``study.reference`` over the paired seeds.
 
     Per row (workload, rule): ``test_loss`` (median of ``RuleResult.test_loss``, ``+inf`` = diverged) with its
@@ -85,12 +87,17 @@ def compare(study, *, level: float = 0.95, alpha: float = 0.05, seed: int = 0, n
     (``stats.speedup`` of the median validation curves over the reference's; ``None`` for the reference);
     ``diverged`` (count). For rules other than the reference, the paired comparison of test losses
     (``stats.paired_comparison(rule, reference)``, ``d = rule - reference``): ``diff``, ``diff_low``, ``diff_high``,
-    ``p_beats`` (P(rule beats reference)), ``p_value`` (Wilcoxon), ``p_holm`` (Holm over every comparison of the
-    study together) and ``verdict`` (``stats.verdict`` with names ``(rule, reference)``); ``None`` for the reference.
+    ``p_beats`` (P(rule beats reference)), ``p_value`` (Wilcoxon), ``p_holm`` (Holm over the comparisons of the
+    same workload: one family per workload) and ``verdict`` (``stats.verdict`` with names ``(rule, reference)``);
+    ``None`` for the reference.
 
     Args:
       study: a ``fnn.lab.results.Study``. level: interval coverage. alpha: family-wise error rate of the verdicts.
       seed: seed of every bootstrap. n_resamples: bootstrap resamples (Kaplan-Meier: a fifth of them, >= 200).
+      tie_fraction: paired test losses closer than this fraction of the seeds' spread (the standard deviation of
+        the reference's and the rule's finite test losses together) are ties, and so are speed-up levels within that
+        fraction of the reference's final validation spread (``stats.paired_comparison``, ``stats.speedup``'s
+        ``tie``): float rounding amplified by training is not a win, while a seed-to-seed effect is.
 
     Returns:
       A list of dicts, workloads in order, rules in order within each.
@@ -128,23 +135,32 @@ def compare(study, *, level: float = 0.95, alpha: float = 0.05, seed: int = 0, n
                 row["speedup"] = row["speedup_censored"] = None
             else:
                 curve = np.median(score(r.eval_curves["val_loss"]), axis=0)
-                row["speedup"], row["speedup_censored"] = stats.speedup(ref_median, curve, r.steps)
+                row["speedup"], row["speedup_censored"] = stats.speedup(
+                    ref_median, curve, r.steps, tie=tie_fraction * _spread(ref.final_val))
             row["diverged"] = int(np.sum(r.diverged))
             for key in ("diff", "diff_low", "diff_high", "p_beats", "p_value", "p_holm", "verdict"):
                 row[key] = None
             if rule != study.reference:
                 c = stats.paired_comparison(r.test_loss, ref.test_loss, level=level, n_resamples=n_resamples,
-                                            seed=seed)
+                                            seed=seed, tie=tie_fraction * _spread(r.test_loss, ref.test_loss))
                 row.update(diff=c["diff"], diff_low=c["low"], diff_high=c["high"], p_beats=c["p_beats"],
                            p_value=c["p_value"])
                 tested.append(row)
             rows.append(row)
-    if tested:
-        for row, p in zip(tested, stats.holm([row["p_value"] for row in tested])):
+    for w in study.workloads:  # one family per workload: its rules against the reference
+        family = [row for row in tested if row["workload"] == w]
+        for row, p in zip(family, stats.holm([row["p_value"] for row in family]) if family else ()):
             row["p_holm"] = float(p)
             row["verdict"] = stats.verdict(row["diff_low"], row["diff_high"], p, alpha=alpha,
                                            names=(row["rule"], study.reference))
     return rows
+
+
+def _spread(*scores) -> float:
+    """The standard deviation of the finite scores pooled (0 when fewer than two): the seed-to-seed scale."""
+    v = np.concatenate([np.asarray(x, float) for x in scores])
+    v = v[np.isfinite(v)]
+    return float(np.std(v)) if v.size > 1 else 0.0
 
 
 def _steps_to_target(study, workload, rule):
@@ -229,11 +245,18 @@ def _workload_section(study, w, rows) -> list[str]:
         m = [fmt_ci(*row["metrics"][metric])] if metric and metric in row["metrics"] else (["-"] if metric else [])
         body.append([f"`{row['rule']}`", _config(row["best"]), fmt_ci(row["test_loss"], row["test_loss_low"],
                      row["test_loss_high"]), *m, fmt_ci(row["steps_to_target"], row["steps_to_target_low"],
-                     row["steps_to_target_high"]), f"{100 * row['reached']:.0f}%", row["tunability"], speed,
+                     row["steps_to_target_high"]), f"{100 * row['reached']:.0f}%",
+                     f"{row['tunability']}/{len(study.get(w, row['rule']).tune_scores)}", speed,
                      f"{row['diverged']}/{row['n']}"])
     n = rows[0]["n"]
-    return [f"## `{w}`", "", f"Target: validation loss {fmt(study.targets.get(w))} (the tuned {ref}'s median final "
-            f"validation loss); {n} evaluation seeds per rule.", "", *_table(header, body), ""]
+    return [f"## `{w}`", "", f"Target: validation loss {fmt(study.targets.get(w))}, the level the tuned {ref} reaches "
+            f"by the end of the budget (its median final validation loss; so about half of {ref}'s own runs reach it "
+            f"only at the end); {n} evaluation seeds per rule.", "", *_table(header, body), ""]
+
+
+def _seeds_needed(m: int, alpha: float) -> int:
+    """The fewest seeds n with ``m * 2 / 2^n < alpha``: Holm over m comparisons can then reach a verdict."""
+    return next(n for n in range(1, 64) if m * 2.0 ** (1 - n) < alpha)
 
 
 def markdown(study, comparisons=None, *, taus=DEFAULT_TAUS, level: float = 0.95, alpha: float = 0.05) -> str:
@@ -279,21 +302,32 @@ def markdown(study, comparisons=None, *, taus=DEFAULT_TAUS, level: float = 0.95,
     lines += ["## Timing", "", "One training step of each rule's best configuration, compiled alone (fnn.lab.timing).",
               "", *_table(["workload", "rule", "compile s", "step ms (median &plusmn; IQR)", "FLOPs/step",
                            "seconds to target: KM median [CI]"], body), ""]
+    m = max((sum(1 for r in rows if r["workload"] == w and r["verdict"] is not None) for w in study.workloads),
+            default=0)
+    n = min((r["n"] for r in rows if r["verdict"] is not None), default=0)
+    if m and m * 2.0 ** (1 - n) >= alpha:  # the smallest exact two-sided Wilcoxon p with n seeds is 2 / 2^n
+        lines += [f"**No verdict is possible here**: with {n} evaluation seeds the smallest Wilcoxon p is "
+                  f"2/2^{n} = {fmt(2.0 ** (1 - n))}, and Holm over {m} comparisons needs it below {alpha:g} / {m}; "
+                  f"run more evaluation seeds (--eval-seeds {_seeds_needed(m, alpha)} or more).", ""]
     lines += ["## How to read this", "",
               f"Every interval is a {pct} percentile bootstrap interval over the evaluation seeds. Comparisons are "
               f"paired: seed s of every rule starts from the same initialisation and sees the same batch order, so "
               f"each rule is compared with `{ref}` seed by seed (median of the differences, Wilcoxon signed-rank "
               f"test, P(rule beats ref) = share of seeds where the rule's test loss is lower, ties counting half). "
-              f"The p-values are Holm-corrected over all {sum(r['verdict'] is not None for r in rows)} "
-              f"comparisons of the report together; a verdict is \"inconclusive\" when the interval of the "
+              f"Paired differences smaller than {fmt(100 * TIE_FRACTION)}% of the seeds' spread (the standard "
+              f"deviation of the two rules' test losses) count as ties: float rounding, amplified by training, is "
+              f"not a win. The p-values are Holm-corrected within each workload (its "
+              f"{m} comparison(s) with the reference); a verdict is \"inconclusive\" when the interval of the "
               f"difference contains 0 or the adjusted p is >= {alpha:g}. A diverged run scores +inf (worst). Time "
               f"to target counts optimizer steps (= gradient evaluations for these first-order rules) until the "
               f"validation loss first reaches the workload's target; runs that never reach it are censored at the "
               f"budget and enter the Kaplan-Meier estimate as such, so a median of inf means fewer than half of "
-              f"the runs got there. Tunability is the expected number of random configurations (drawn from those "
-              f"tried) needed to come within 10% of the best one; speed-up is the reference's steps to reach the "
+              f"the runs got there. Tunability k/C: the expected best of k configurations drawn from the C tried "
+              f"comes within 10% of the best one's gap to the workload's optimum (to 0 when none is known); C/C "
+              f"means only the best configuration will do. Speed-up is the reference's steps to reach the "
               f"best median validation loss the rule reached over the rule's steps to it (> 1: faster; &ge;: the "
-              f"reference never got there). Numbers have 3 significant digits.", ""]
+              f"reference never got there). Step times come from one process on a possibly shared machine (10-40% "
+              f"noise between runs): compare them within one report. Numbers have 3 significant digits.", ""]
     return "\n".join(lines)
 
 

@@ -132,8 +132,15 @@ class Study:
                            "manifest": enc(self.manifest)}, indent=1)
 
     @classmethod
+    def load(cls, path) -> "Study":
+        """Read the ``study.json`` that ``fnn lab`` / ``fnn.lab.write`` wrote: ``Study.load("runs/lab/study.json")``."""
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+    @classmethod
     def from_json(cls, text: str) -> "Study":
-        """Read a study written by :meth:`to_json` (arrays come back as NumPy arrays)."""
+        """Read a study from the JSON text :meth:`to_json` wrote (arrays come back as NumPy arrays); from a file:
+        :meth:`load`."""
         d = json.loads(text)
         arrays = {"tune_curves", "tune_scores", "eval_seeds", "steps", "diverged"}
         results = {}

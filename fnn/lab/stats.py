@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "summarize", "wilcoxon_signed_rank", "paired_comparison", "holm", "verdict",
+__all__ = ["bootstrap_ci", "wilcoxon_signed_rank", "paired_comparison", "holm", "verdict",
            "time_to_target", "kaplan_meier", "km_median", "km_median_ci", "performance_profile", "best_of_k",
            "tunability", "speedup"]
 
@@ -89,22 +89,6 @@ def bootstrap_ci(x, statistic=np.median, *, level=0.95, n_resamples=10_000, seed
     return estimate, _quantile(thetas, (1 - level) / 2), _quantile(thetas, (1 + level) / 2)
 
 
-def summarize(x, *, level=0.95, n_resamples=10_000, seed=0):
-    """The median of the runs with its bootstrap interval (``bootstrap_ci``), and how many runs there were/diverged.
-
-    Returns: ``{"n" (runs, nan dropped), "n_diverged" (#inf), "median", "low", "high"}``.
-
-    Example:
-      >>> s = summarize([0.3, 0.1, 0.2, np.inf], n_resamples=200)
-      >>> s["n"], s["n_diverged"], s["median"]
-      (4, 1, 0.25)
-    """
-    x = _vector("summarize", "x", x)
-    median, low, high = bootstrap_ci(x, np.median, level=level, n_resamples=n_resamples, seed=seed)
-    return {"n": int((~np.isnan(x)).sum()), "n_diverged": int(np.isposinf(x).sum()),
-            "median": median, "low": low, "high": high}
-
-
 def _average_ranks(a):
     """1-based ranks of ``a`` with ties given their average rank (``inf`` ties with ``inf``), and the tie sizes."""
     s = a[order := np.argsort(a, kind="stable")]
@@ -155,14 +139,15 @@ def wilcoxon_signed_rank(d):
     return float(min(1.0, math.erfc(z / math.sqrt(2))))
 
 
-def paired_comparison(a, b, *, level=0.95, n_resamples=10_000, seed=0):
+def paired_comparison(a, b, *, level=0.95, n_resamples=10_000, seed=0, tie=0.0):
     """Compare rule A with rule B over paired seeds: median difference, its interval, Wilcoxon p, P(A beats B).
 
     ``d = a - b`` (``inf - inf`` = nan counts as a zero difference: both diverged); ``diff = median(d)`` with the
     percentile bootstrap interval ``(low, high)``; ``p_value = wilcoxon_signed_rank(d)``;
     ``p_beats = (#{a_i < b_i} + #{a_i = b_i} / 2) / n`` (``inf = inf`` is a tie), the probability of superiority
     over the paired seeds. Pairs with a nan score are missing and dropped (``n`` counts the rest); no pair left gives
-    nan statistics and ``p_value = 1``.
+    nan statistics and ``p_value = 1``. With ``tie > 0`` a finite difference ``|d_i| <= tie`` counts as a tie
+    (``d_i = 0``): float rounding amplified by training is not a win.
     Args: ``a, b (n,)`` scores of rules A and B, seed i in position i.
     Returns: ``{"n", "diff", "low", "high", "p_value", "p_beats", "median_a", "median_b"}``; ``diff < 0``: A better.
     Reference: Wilcoxon 1945 (see ``wilcoxon_signed_rank``); Vargha & Delaney, "A critique and improvement of the CL
@@ -183,6 +168,9 @@ def paired_comparison(a, b, *, level=0.95, n_resamples=10_000, seed=0):
         return {"n": 0, **dict.fromkeys(("diff", "low", "high", "p_beats", "median_a", "median_b"), math.nan),
                 "p_value": 1.0}
     d = np.subtract(a, b, out=np.zeros(n), where=a != b)  # inf - inf (both diverged): 0
+    tied = np.abs(d) <= tie  # inf (one run diverged) is never a tie
+
+    a, d = np.where(tied, b, a), np.where(tied, 0.0, d)
     diff, low, high = bootstrap_ci(d, np.median, level=level, n_resamples=n_resamples, seed=seed)
     return {"n": n, "diff": diff, "low": low, "high": high, "p_value": wilcoxon_signed_rank(d),
             "p_beats": float((np.sum(a < b) + 0.5 * np.sum(a == b)) / n),
@@ -418,13 +406,14 @@ def tunability(scores, *, within=0.10, offset=0.0):
     return next(k for k in range(1, x.size + 1) if _expected_min(x - x[0], k) <= within * (x[0] - offset))
 
 
-def speedup(reference_curve, curve, steps):
+def speedup(reference_curve, curve, steps, *, tie=0.0):
     """Speed-up over a tuned reference: how much sooner a rule reached the best loss it reached.
 
     On running minima (nan as ``inf``) ``r = cummin(curve)``, ``q = cummin(reference_curve)``, with ``L = r[-1]``:
     ``value = t_ref / t_rule``, ``t_rule = steps[min{e : r[e] <= L}]``, ``t_ref = steps[min{e : q[e] <= L}]``: > 1 if
     the rule is faster, 1 for identical curves. Reference never at L: ``(steps[-1] / t_rule, True)``, a censored lower
-    bound; no finite loss: ``(0.0, False)``. Running minima keep a noisy curve from being judged by its last value.
+    bound; no finite loss: ``(0.0, False)``. Running minima keep a noisy curve from being judged by its last value;
+    ``tie``: the reference reaches L when ``q <= L + tie`` (rounding-level differences are ties).
     Args: ``reference_curve, curve (E,)`` losses at the evaluation points; ``steps (E,)`` increasing, last > 0.
     Returns: ``(value, censored)``.
     Reference: Metz et al., "VeLO: Training versatile learned optimizers by scaling up", 2022, sec. 4 (speed-up).
@@ -444,7 +433,7 @@ def speedup(reference_curve, curve, steps):
     if not np.isfinite(r[-1]):
         return 0.0, False
     t_rule = steps[np.argmax(r <= r[-1])]
-    hit = q <= r[-1]
+    hit = q <= r[-1] + tie
     if not hit.any():
         return float(steps[-1] / t_rule), True
     return float(steps[np.argmax(hit)] / t_rule), False

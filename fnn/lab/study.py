@@ -68,6 +68,31 @@ def rule_parts(rule) -> Rule:
                     f"'adam' or Rule(name, make_optimizer, space)")
 
 
+def _check_epochs(epochs, names):
+    if epochs is None:
+        return
+    if isinstance(epochs, dict):
+        unknown = sorted(set(epochs) - set(names))
+        bad = {k: v for k, v in epochs.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1}
+        if unknown or bad:
+            raise ValueError(f"run_study: epochs must map workload names to positive integers, got unknown names "
+                             f"{unknown} and bad values {bad}; the workloads are {names}")
+    elif isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"run_study: epochs must be a positive integer (every workload), a dict {{workload: int}} "
+                         f"or None (each workload's default), got epochs={epochs!r}")
+
+
+def _check_factory(rule: "Rule") -> None:
+    """Build the rule once from its space's defaults, on the host: a Dim named after no keyword of the optimizer is
+    reported here, naming the rule and its dimensions, not from inside a compiled program."""
+    try:
+        rule.make_optimizer(**{d.name: float(d.default) for d in rule.space})
+    except TypeError as e:
+        raise ValueError(f"run_study: rule {rule.name!r} cannot be built from its search space "
+                         f"{[d.name for d in rule.space]} ({e}); name each Dim after a keyword argument of the "
+                         f"optimizer, e.g. Dim('learning_rate', ...)") from None
+
+
 def _check(budget, tuning_seeds, eval_seeds, search, rules, reference):
     for name, v in (("budget", budget), ("tuning_seeds", tuning_seeds), ("eval_seeds", eval_seeds)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -186,7 +211,10 @@ def run_study(workloads: Sequence = ("quick",), rules: Sequence[str] = DEFAULT_R
     names = [r.name for r in rules]
     reference = reference or ("adam" if "adam" in names else (names[0] if names else None))
     _check(budget, tuning_seeds, eval_seeds, search, rules, reference)
+    for rule in rules:
+        _check_factory(rule)
     items = resolve_workloads(workloads)
+    _check_epochs(epochs, [w.name for w in items])
     search = "defaults" if budget == 1 else search
     started, t_start = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     results, targets, optima, descriptions, epochs_used = {}, {}, {}, {}, {}
