@@ -18,6 +18,14 @@ pass through the training points. Then the fitted map is iterated from x(0) of t
 x^(t+1) = F(x^(t)): since the map's Lyapunov exponent is ln 2, an initial error e grows like e 2^t and the
 prediction decorrelates after about log2(1 / e) steps, however good the fit.
 
+The article's own protocol (``fnn.classic.rbf_article.logistic_protocol``), over seeds of the series' starting
+point: centers at five exemplars of the series, units exp(-beta (x - c)^2) with beta = 5 (unnormalized) or 6
+(normalized), one pass of projection operator training (nu = 0.3) through 100 training pairs, RMS on the next 100;
+beside it, on the same series, least squares on the same units, k-means + least squares, fine-tuning, orthogonal
+least squares centers, local-linear units and the ridge / smoothness-regularised solve. Then the dynamics
+(``fnn.classic.rbf_dynamics``): Lyapunov exponents of the map and of the fitted model, the prediction horizon
+against ln(0.1 / eps0) / lambda, and control of the map to its unstable fixed point 3/4 by a learned model.
+
 Run: ``python examples/rbf_logistic_map.py [--quick] [--out docs/img]``; writes ``rbf_logistic_map.png``.
 
 References: Moody & Darken, Neural Computation 1, 1989; May, Nature 261, 1976; Lapedes & Farber, LA-UR-87-2662, 1987.
@@ -31,9 +39,13 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from fnn import data
 from fnn.classic import rbf
+from fnn.classic import rbf_article as ra
+from fnn.classic import rbf_dynamics as rd
+from fnn.lab.stats import bootstrap_ci
 
 REFERENCE = {"unnormalized": 0.15, "normalized": 0.084}
 K = 5
@@ -86,9 +98,97 @@ def run(quick: bool = False, out: str | None = "docs/img", seed: int = 0) -> dic
         print(f"{name:14s} {r['reference']:9.3f} " + " ".join(f"{r['lms'][e]:11.4f}" for e in etas)
               + f" {r['least_squares']:10.5f} {r['fine_tuned']:10.5f} {str(r['steps_to_0.1_error']):>18s}")
 
+    table = article_table(n_seeds=3 if quick else 20, fine_tune_steps=50 if quick else 1000)
+    dyn = dynamics(quick=quick)
+    for name in results:
+        results[name]["protocol"] = table[name]
+        results[name]["dynamics"] = dyn
     if out is not None:
         _plot(maps, Xtr, Ytr, os.path.join(out, "rbf_logistic_map.png"))
     return results
+
+
+def _summary(values):
+    """``(mean, std, t-interval low, high, bootstrap low, high)`` at 95 %, over seeds."""
+    v = np.asarray(values, np.float64)
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    _, blo, bhi = bootstrap_ci(v, np.mean, n_resamples=2000, seed=0)
+    return float(v.mean()), float(v.std(ddof=1)), float(v.mean() - half), float(v.mean() + half), blo, bhi
+
+
+def _seed_rows(x0, normalized, fine_tune_steps):
+    """Test RMS of every method on the series from ``x0`` (100 train, 100 test pairs, K = 5 units)."""
+    beta = 6.0 if normalized else 5.0
+    row = {f"projection nu=0.3, {c} five exemplars": ra.logistic_protocol(x0, normalized=normalized, centers=c)
+           for c in ("first", "spread")}
+    first = row.pop("projection nu=0.3, first five exemplars")
+    row = {"projection nu=0.3 (the protocol)": first["projection"], "least squares, same units": first["least_squares"],
+           **{k: v["projection"] for k, v in row.items()}}
+    X, Y = data.logistic_map_pairs(200, x0=float(x0))
+    Xtr, Ytr, Xte, Yte = X[:100], jnp.asarray(Y[:100]), X[100:], Y[100:]
+    p = rbf.fit_rbf(jax.random.key(0), Xtr, Ytr, K, normalized=normalized, bias=False)
+    row["k-means + least squares"] = _rms(rbf.rbf_apply(p, Xte, normalized=normalized), Yte)
+    p_ft, _ = rbf.fine_tune_rbf(p, Xtr, Ytr, normalized=normalized, steps=fine_tune_steps)
+    row[f"k-means + LS + fine-tuning ({fine_tune_steps} steps)"] = _rms(rbf.rbf_apply(p_ft, Xte, normalized=normalized),
+                                                                       Yte)
+    idx = ra.ols_select(ra.gaussian_units(Xtr, Xtr, beta, normalized=normalized), Ytr[:, 0], K).indices
+    C = Xtr[idx]
+    R, Rte = (ra.gaussian_units(A, C, beta, normalized=normalized) for A in (Xtr, Xte))
+    row["OLS centers + least squares"] = _rms(Rte @ rbf.solve_output_weights(R, Ytr), Yte)
+    row["OLS centers + ridge 1e-5"] = _rms(Rte @ ra.regularized_weights(R, Ytr, 1e-5), Yte)
+    if not normalized:
+        Lc = ra.curvature_penalty(jnp.linspace(0.0, 1.0, 21)[:, None], C, beta)
+        row["OLS centers + curvature 1e-6"] = _rms(Rte @ ra.regularized_weights(R, Ytr, 1e-6, Lc), Yte)
+    else:
+        theta = ra.fit_local_linear(Xtr, Ytr, C, beta)
+        row["OLS centers, local-linear units"] = _rms(ra.local_linear_apply(theta, Xte, C, beta), Yte)
+    return row
+
+
+def article_table(n_seeds: int = 20, fine_tune_steps: int = 1000) -> dict:
+    """The article's protocol and the comparisons over ``n_seeds`` starting points x(0) ~ U(0.05, 0.95)."""
+    x0s = np.asarray(jax.random.uniform(jax.random.key(2026), (n_seeds,), minval=0.05, maxval=0.95))
+    table = {}
+    print(f"\nThe article's protocol over {n_seeds} starting points x(0): test RMS, mean +- std [95% t | bootstrap]")
+    for name, normalized in (("unnormalized", False), ("normalized", True)):
+        rows = [_seed_rows(x0, normalized, fine_tune_steps) for x0 in x0s]
+        table[name] = {k: _summary([r[k] for r in rows]) for k in rows[0]}
+        print(f"{name} (beta = {6 if normalized else 5}; article: {REFERENCE[name]})")
+        for k, (m, sd, lo, hi, blo, bhi) in table[name].items():
+            print(f"  {k:44s} {m:.3g} +- {sd:.2g}  [{lo:.3g}, {hi:.3g} | {blo:.3g}, {bhi:.3g}]")
+    return table
+
+
+def dynamics(quick: bool = False) -> dict:
+    """Lyapunov exponents, the prediction horizon and control, printed; returns the numbers."""
+    X, Y = data.logistic_map_pairs(200, x0=0.2)
+    C = jnp.sort(X[:100, 0])[jnp.array([10, 30, 50, 70, 90])][:, None]
+    W = rbf.solve_output_weights(ra.gaussian_units(X[:100], C, 6.0, normalized=True), jnp.asarray(Y[:100]))
+
+    def F(x):
+        return (ra.gaussian_units(jnp.reshape(x, (1, 1)), C, 6.0, normalized=True) @ W)[0, 0]
+
+    eps0 = _rms(ra.gaussian_units(X[100:], C, 6.0, normalized=True) @ W, Y[100:])
+    with jax.enable_x64(True):
+        lam_map = float(rd.lyapunov_exponent(lambda x: 4.0 * x * (1.0 - x), 0.2, 5000 if quick else 100_000,
+                                             burn=100))
+    lam_model = float(rd.lyapunov_exponent(F, 0.2, 2000 if quick else 20_000, burn=100))
+    starts = X[100:120 if quick else 200, 0]
+    horizons = [rd.steps_to_error(rd.iterate_map(F, x0, 40), data.logistic_map(41, x0=float(x0))) for x0 in starts]
+    Xc, Yc = rd.control_data(jax.random.key(0), 400)
+    G = rd.fit_control_model(jax.random.key(1), Xc, Yc)
+    xs, ds = rd.control_orbit(G, 0.2, 500, start=100)
+    free, _ = rd.control_orbit(G, 0.2, 500, start=10 ** 6)
+    out = {"lyapunov_map": lam_map, "lyapunov_model": lam_model, "eps0": eps0,
+           "horizon_measured": float(np.mean(horizons)), "horizon_predicted": rd.predicted_horizon(eps0, lam_map),
+           "control_final_error": float(jnp.max(jnp.abs(xs[-100:] - 0.75))),
+           "control_max_delta": float(jnp.max(jnp.abs(ds))), "uncontrolled_std": float(jnp.std(free[-100:]))}
+    print(f"\nLyapunov exponent: map {lam_map:.4f} (ln 2 = {np.log(2):.4f}), fitted normalized model {lam_model:.4f}")
+    print(f"iterated prediction: |error| > 0.1 after {out['horizon_measured']:.1f} steps (mean of {len(starts)} "
+          f"starts); ln(0.1 / eps0) / lambda = {out['horizon_predicted']:.1f} with eps0 = one-step RMS {eps0:.4f}")
+    print(f"control to x* = 3/4 from t = 100: max |x - 3/4| over the last 100 steps {out['control_final_error']:.1e}"
+          f" (uncontrolled std {out['uncontrolled_std']:.2f}), max |delta r| {out['control_max_delta']:.3f}")
+    return out
 
 
 def _plot(maps, Xtr, Ytr, path):
