@@ -79,7 +79,7 @@ def test_lbfgs_first_step_is_capped_gradient_step():
 
 
 @pytest.mark.parametrize("make,message", [
-    (lambda: fo.newton(rosen_jnp, damping=0.0), r"newton: damping must be > 0"),
+    (lambda: fo.newton(rosen_jnp, damping=-1.0), r"newton: damping must be >= 0"),  # 0 is allowed: plain Newton
     (lambda: fo.newton(rosen_jnp, learning_rate=-1.0), r"newton: learning_rate must be > 0"),
     (lambda: fo.lbfgs(memory_size=0), r"lbfgs: need memory_size >= 1"),
     (lambda: fo.lbfgs(shrink=1.5), r"lbfgs: need .* 0 < shrink < 1"),

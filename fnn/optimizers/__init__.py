@@ -31,7 +31,9 @@ from fnn.optimizers.adaptive import (
 )
 
 # --- second-order rules (fnn/optimizers/second_order.py) -------------------------------------------------------
-from fnn.optimizers.second_order import lbfgs, newton
+from fnn.optimizers.second_order import (
+    lbfgs, bfgs, newton, full_batch_rule, FULL_BATCH_RULES, LbfgsState, BfgsState, NewtonState,
+)
 
 # --- gradient transforms and schedules -------------------------------------------------------------------------
 from fnn.optimizers import schedules, transforms
@@ -40,11 +42,14 @@ __all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_a
            "Schedule", "ScalarOrSchedule", "RULES", "from_name",
            "sgd", "momentum", "nesterov", "delta_bar_delta", "SgdState", "MomentumState", "DeltaBarDeltaState",
            "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "scale_by_adam", "adam_moments",
-           "ema", "AdamState", "lbfgs", "newton",
+           "ema", "AdamState", "lbfgs", "bfgs", "newton", "full_batch_rule", "FULL_BATCH_RULES",
+           "LbfgsState", "BfgsState", "NewtonState",
            "schedules", "transforms"]
 
 #: Every rule that can be built from a learning rate alone, by name. ``newton`` needs the loss (``fun=``) and is
-#: therefore not listed; ``lbfgs`` here takes fixed steps of size ``learning_rate`` (no line search).
+#: therefore not listed; ``lbfgs`` here takes fixed steps of size ``learning_rate`` (no line search). ``bfgs`` could
+#: be built the same way but is not listed yet: the contract tests' per-rule rates (tests/test_optimizers.py ``LR``,
+#: tests/test_traced_hparams.py ``RATE``) need an entry for it first.
 RULES: dict[str, Callable[..., Optimizer]] = {
     "sgd": sgd,
     "momentum": momentum,

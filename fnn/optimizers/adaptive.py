@@ -17,7 +17,17 @@ import jax
 import jax.numpy as jnp
 
 from fnn import checks
-from fnn.optimizers.base import Optimizer, ScalarOrSchedule, chain, expect_state, lift, step_count, value_at, zeros_like
+from fnn.optimizers.base import (
+    Optimizer,
+    ScalarOrSchedule,
+    chain,
+    expect_state,
+    lift,
+    static_flags,
+    step_count,
+    value_at,
+    zeros_like,
+)
 from fnn.optimizers.first_order import sgd
 from fnn.optimizers.transforms import weight_decay as add_decayed_weights
 
@@ -91,16 +101,19 @@ class RmspropState(NamedTuple):
     cache: Any  # leaky average of squared gradients
 
 
-def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8) -> Optimizer:
+def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8,
+            eps_in_sqrt: bool = False) -> Optimizer:
     """RMSProp: ``cache = decay * cache + (1 - decay) * g^2;  x += -lr * g / (sqrt(cache) + eps)``.
 
     Convention difference with ``optax.rmsprop``: optax's default puts eps inside the root
-    (``sqrt(cache + eps)``); ``optax.rmsprop(lr, decay, eps, eps_in_sqrt=False)`` is this rule's exact twin.
+    (``sqrt(cache + eps)``); ``optax.rmsprop(lr, decay, eps, eps_in_sqrt=False)`` is this rule's exact twin, and
+    ``rmsprop(lr, decay, eps, eps_in_sqrt=True)``, i.e. ``x += -lr * g / sqrt(cache + eps)``, is optax's default's.
 
     Args:
       learning_rate: ``lr`` > 0, number or schedule.
       decay: leak rate of the cache, in [0, 1).
       eps: > 0.
+      eps_in_sqrt: put ``eps`` inside the square root (optax's default placement); a Python bool.
 
     Returns:
       An Optimizer with state ``RmspropState(count, cache)``.
@@ -112,13 +125,15 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e
     """
     checks.positive("rmsprop", learning_rate=learning_rate, eps=eps)
     checks.unit_interval("rmsprop", decay=decay)
+    static_flags("rmsprop", eps_in_sqrt=eps_in_sqrt)
 
     def init(params):
         return RmspropState(count=jnp.zeros([], jnp.int32), cache=zeros_like(params))
 
     def leaf(g, cache, *, lr, decay, eps):
         cache = ema(cache, g * g, decay)
-        return -lr * (g / (jnp.sqrt(cache) + eps)), cache
+        denom = jnp.sqrt(cache + eps) if eps_in_sqrt else jnp.sqrt(cache) + eps
+        return -lr * (g / denom), cache
 
     def update(grads, state, params=None):
         expect_state("rmsprop", state, RmspropState)
@@ -219,15 +234,18 @@ def adam_moments(g, m, v, *, b1, b2, bc1, bc2):
     return m, v, m / bc1, v / bc2
 
 
-def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, bias_correction: bool = True) -> Optimizer:
     """Adam's direction without the learning rate: ``u = m_hat / (sqrt(v_hat) + eps)`` (see :func:`adam_moments`).
 
     The building block of :func:`adam` and :func:`adamw`; chain it with a step (``sgd(lr)``) to descend.
-    Twin: ``optax.scale_by_adam(b1, b2, eps)``.
+    Twin: ``optax.scale_by_adam(b1, b2, eps)``. ``bias_correction=False`` is the lecture's "incomplete" Adam,
+    ``u = m / (sqrt(v) + eps)`` (``bc1 = bc2 = 1``): its first steps are smaller by ``(1 - b1) / sqrt(1 - b2)``
+    (about 3.2x for the defaults at t = 1); no optax twin.
 
     Args:
       b1, b2: moment decay rates in [0, 1).
       eps: > 0, added outside the root.
+      bias_correction: divide by ``1 - b1^t`` and ``1 - b2^t`` (Adam) or not; a Python bool.
 
     Returns:
       An Optimizer with state ``AdamState(count, m, v)``; updates have the shapes of the gradients.
@@ -242,6 +260,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
     """
     checks.positive("scale_by_adam", eps=eps)
     checks.unit_interval("scale_by_adam", b1=b1, b2=b2)
+    static_flags("scale_by_adam", bias_correction=bias_correction)
 
     def leaf(g, m, v, *, b1, b2, eps, bc1, bc2):
         m, v, m_hat, v_hat = adam_moments(g, m, v, b1=b1, b2=b2, bc1=bc1, bc2=bc2)
@@ -250,7 +269,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
     def update(grads, state, params=None):
         expect_state("scale_by_adam", state, AdamState)
         t = step_count(state.count)
-        hypers = {"b1": b1, "b2": b2, "eps": eps, "bc1": _bias(b1, t), "bc2": _bias(b2, t)}
+        bc1, bc2 = (_bias(b1, t), _bias(b2, t)) if bias_correction else (1.0, 1.0)
+        hypers = {"b1": b1, "b2": b2, "eps": eps, "bc1": bc1, "bc2": bc2}
         u, (m, v) = lift("scale_by_adam", leaf, grads, (state.m, state.v), hypers)
         return u, AdamState(count=t, m=m, v=v)
 
@@ -258,17 +278,20 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Opti
 
 
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
-         eps: float = 1e-8) -> Optimizer:
+         eps: float = 1e-8, bias_correction: bool = True) -> Optimizer:
     """Adam: bias-corrected first and second moments, ``chain(scale_by_adam(b1, b2, eps), sgd(lr))``.
 
     With ``t = count + 1``: ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  m_hat = m / (1 - b1^t);
     v_hat = v / (1 - b2^t);  x += -lr * m_hat / (sqrt(v_hat) + eps)``. Twin: ``optax.adam`` (same convention,
-    same composition: optax's is ``chain(scale_by_adam, scale_by_learning_rate)``).
+    same composition: optax's is ``chain(scale_by_adam, scale_by_learning_rate)``). ``bias_correction=False``:
+    the lecture's "incomplete" Adam ``x += -lr * m / (sqrt(v) + eps)``, whose first steps are too small (at t = 1
+    by ``(1 - b1) / sqrt(1 - b2)``, about 3.2x for the defaults).
 
     Args:
       learning_rate: ``lr`` > 0, number or schedule.
       b1, b2: moment decay rates in [0, 1).
       eps: > 0, added outside the root.
+      bias_correction: divide by ``1 - b1^t`` and ``1 - b2^t`` (True, Adam) or not; a Python bool.
 
     Returns:
       An Optimizer with state ``(AdamState(count, m, v), SgdState(count))``.
@@ -282,7 +305,8 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.
     Reference: Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015, Algorithm 1.
     """
     _adam_checks("adam", learning_rate, b1, b2, eps)
-    return chain(scale_by_adam(b1, b2, eps), sgd(learning_rate))
+    static_flags("adam", bias_correction=bias_correction)
+    return chain(scale_by_adam(b1, b2, eps, bias_correction), sgd(learning_rate))
 
 
 def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,

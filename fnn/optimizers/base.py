@@ -19,7 +19,7 @@ both.
 
 This module is the bottom of the package (it imports no other optimizer module). The rules live in
 ``first_order.py`` (sgd, momentum, nesterov, delta_bar_delta), ``adaptive.py`` (adagrad, rmsprop, adadelta, adam,
-adamw, adamax, nadam), ``second_order.py`` (L-BFGS, Newton), the transforms in ``transforms.py`` and the schedules
+adamw, adamax, nadam), ``second_order.py`` (L-BFGS, BFGS, Newton), the transforms in ``transforms.py`` and the schedules
 in ``schedules.py``; the package front ``fnn/optimizers/__init__.py`` re-exports them and holds the name registry
 (:data:`RULES`, :func:`from_name`). Hyper-parameters are validated with :mod:`fnn.checks`.
 """
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 __all__ = ["Optimizer", "apply_updates", "chain", "expect_state", "lift", "check_tree", "value_at", "step_count",
-           "zeros_like", "Schedule", "ScalarOrSchedule"]
+           "zeros_like", "static_flags", "Schedule", "ScalarOrSchedule"]
 
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | Schedule
@@ -113,6 +113,23 @@ def expect_state(name: str, state, cls) -> None:
         raise TypeError(f"{name}: expected the {cls.__name__} that {name}'s init returns, got "
                         f"{type(state).__name__}; pass the state made by this optimizer's init (a state of another "
                         f"optimizer does not fit)")
+
+
+def static_flags(name: str, **flags) -> None:
+    """Raise a TypeError unless every flag is a Python bool: a switch between two formulas (``eps_in_sqrt``,
+    ``bias_correction``) is chosen when the rule is built, so it cannot be traced or be an array.
+
+    Example:
+      >>> static_flags("rmsprop", eps_in_sqrt=jnp.asarray(True))
+      Traceback (most recent call last):
+      ...
+      TypeError: rmsprop: eps_in_sqrt must be a Python bool (it selects the formula when the rule is built), got ...
+    """
+    for key, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name}: {key} must be a Python bool (it selects the formula when the rule is built), "
+                            f"got {type(flag).__name__} {flag!r}; pass True or False (optax.inject_hyperparams keeps "
+                            f"bools static)")
 
 
 def value_at(h: ScalarOrSchedule, count):

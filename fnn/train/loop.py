@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import optimizers
 from fnn.train.callbacks import Callback, History, copy_tree, format_epoch_line
 from fnn.train.distributed import check_batch_size, replicate
 from fnn.train.engine import (
@@ -35,7 +37,7 @@ from fnn.train.runs import prepare_run_folder, run_manifest
 
 __all__ = ["FitResult", "FitResultWithState", "fit", "check_fit_arguments", "check_validation", "choose_modes",
            "make_fit_epoch", "epoch_record", "non_finite_message", "checkpoint_tree", "resume_from", "check_fit_inputs",
-           "check_opt_state"]
+           "check_opt_state", "warn_full_batch_rule"]
 
 
 class FitResult(NamedTuple):
@@ -91,6 +93,18 @@ def check_fit_inputs(apply, optimizer, key, X, y):
         raise TypeError(f"fit: expected key to be a jax.random key or an int seed, got {type(key).__name__}: "
                         f"{key!r}")
     return apply, optimizer, key, as_array(X), as_array(y)
+
+
+def warn_full_batch_rule(optimizer, batch_size, n, name="fit"):
+    """A ``UserWarning`` when a full-batch second-order rule (``fnn.optimizers.full_batch_rule``: newton, bfgs,
+    lbfgs) is given mini-batches (``batch_size < n``): its curvature comes from gradient differences that the
+    mini-batch noise swamps (docs/optimizers.md measures it on digits)."""
+    rule = optimizers.full_batch_rule(optimizer)
+    if rule is not None and batch_size < n:
+        what = "its Hessian-scaled steps" if rule == "newton" else "its curvature pairs (s, y)"
+        warnings.warn(f"{name}: {rule} is a full-batch second-order rule, but batch_size={batch_size} < {n} examples "
+                      f"makes {what} noisy; use batch_size=len(X) (={n}) or a first-order rule "
+                      f"such as adam", UserWarning, stacklevel=3)
 
 
 def check_opt_state(optimizer, params, opt_state):
@@ -310,6 +324,7 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     apply, optimizer, key, X, y = check_fit_inputs(apply, optimizer, key, X, y)
     batch_size = check_data(X, y, batch_size, "fit")
+    warn_full_batch_rule(optimizer, batch_size, int(X.shape[0]))
     check_model(apply, loss, metrics, params, state, X, y, batch_size, "fit")
     validation = check_validation(validation, apply, loss, metrics, params, state)
     X, y = jnp.asarray(X), jnp.asarray(y)
