@@ -82,14 +82,13 @@ def make_program(workload, make_optimizer: Callable, *, epochs: int, example_hp:
       ``Program(run, compile_s, steps_per_epoch)``.
     """
     w = workload
-    (X, y), (Xv, yv) = w.data["train"], w.data["val"]
-    data = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in w.data.items()}
+    splits = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in w.data.items()}
     epoch = engine.make_epoch(w.apply, w.loss, make_optimizer, w.batch_size, metrics=(), l2=w.l2, guard=True,
                               unroll=unroll)
     metric_fns = _metric_fns(w)
     planar = w.kind == "function"
 
-    def evaluate(ts, split, objective=False):
+    def evaluate(ts, data, split, objective=False):
         Xs, ys = data[split]
         out, _ = engine.forward(w.apply, ts.params, ts.state, Xs, train=False)
         value = w.loss(out, ys)
@@ -104,7 +103,7 @@ def make_program(workload, make_optimizer: Callable, *, epochs: int, example_hp:
         leaves = jax.tree.leaves(params)
         return jnp.concatenate([jnp.ravel(a) for a in leaves])[:2].astype(jnp.float32)
 
-    def one(params, state, hp, key):
+    def one(params, state, hp, key, data):  # the data are an argument, not constants baked into the program
         opt = make_optimizer(**hp)
         ts = TrainState(params, opt.init(params), state)
 
@@ -116,7 +115,7 @@ def make_program(workload, make_optimizer: Callable, *, epochs: int, example_hp:
             train_loss = jnp.sum(jnp.where(good, stats["loss"], 0.0)) / jnp.maximum(jnp.sum(good), 1)
             ts = jax.tree.map(lambda a, b: jnp.where(dead, a, b), ts, new)
             dead = dead | (bad >= 0)
-            val = evaluate(ts, "val")
+            val = evaluate(ts, data, "val")
             rec = {"train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}}
             rec = {k: jnp.where(dead, jnp.nan, v).astype(jnp.float32) for k, v in rec.items()}
             if planar:
@@ -124,25 +123,26 @@ def make_program(workload, make_optimizer: Callable, *, epochs: int, example_hp:
             return (ts, dead), rec
 
         (ts, dead), curves = lax.scan(body, (ts, jnp.bool_(False)), jnp.arange(epochs, dtype=jnp.int32))
-        final = {"train_objective": evaluate(ts, "train", objective=True)["objective"]}
-        final.update({f"test_{k}": v for k, v in evaluate(ts, "test").items()})
+        final = {"train_objective": evaluate(ts, data, "train", objective=True)["objective"]}
+        final.update({f"test_{k}": v for k, v in evaluate(ts, data, "test").items()})
         final = {k: jnp.where(dead, jnp.nan, v).astype(jnp.float32) for k, v in final.items()}
         if planar:
             curves["point"] = jnp.concatenate([point(params)[None], curves["point"]], axis=0)
         return curves, final, dead
 
-    batched = jax.vmap(one)
+    batched = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
     params, state = init_runs(w, run_keys(0, np.arange(n_runs)))
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in example_hp.items()}
     keys = run_keys(0, np.arange(n_runs))
     args = (params, state, hp, keys)
     if mesh is not None:
         args = shard_runs(args, mesh)
+        splits = jax.device_put(splits, NamedSharding(mesh, PartitionSpec()))  # replicated
     t0 = time.perf_counter()
-    compiled = jax.jit(batched).lower(*args).compile()
+    compiled = jax.jit(batched).lower(*args, splits).compile()
     compile_s = time.perf_counter() - t0
-    del X, y, Xv, yv
-    return Program(compiled, compile_s, int(w.data["train"][0].shape[0]) // w.batch_size, n_runs)
+    steps_per_epoch = int(w.data["train"][0].shape[0]) // w.batch_size
+    return Program(lambda *a: compiled(*a, splits), compile_s, steps_per_epoch, n_runs)
 
 
 def shard_runs(tree, mesh):
