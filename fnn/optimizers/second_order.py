@@ -83,11 +83,7 @@ def newton(fun: Callable, learning_rate: ScalarOrSchedule = 1.0, damping: float 
 
     def update(grads, state, params=None):
         expect_state("newton", state, NewtonState)
-        if params is None:
-            raise ValueError("newton: update needs params to evaluate the Hessian; call update(grads, state, params).")
-        check_tree("newton", grads, params, "params")
-        x, unravel = ravel_pytree(params)
-        g, _ = ravel_pytree(grads)
+        x, g, unravel = _flat("newton", grads, params, "to evaluate the Hessian")
         H = jax.hessian(lambda flat: fun(unravel(flat)))(x)
         lr = value_at(learning_rate, state.count)
         eye = jnp.eye(x.size, dtype=x.dtype)
@@ -106,6 +102,16 @@ class LbfgsState(NamedTuple):
     Y: Any  # ring buffer of gradient changes y_i = g_{i+1} - g_i, same layout as S
     rho: jax.Array  # (memory_size,) 1 / <y_i, s_i>, 0 for an empty slot
     eta: jax.Array  # step size accepted by the last line search (1 before the first)
+
+
+def _flat(name: str, grads, params, why: str):
+    """``(x, g, unravel)``: params and gradients as flat vectors (the full-matrix rules work on them), after checking
+    that ``params`` was passed and that the gradient tree matches it."""
+    if params is None:
+        raise ValueError(f"{name}: update needs params {why}; call update(grads, state, params).")
+    check_tree(name, grads, params, "params")
+    x, unravel = ravel_pytree(params)
+    return x, ravel_pytree(grads)[0], unravel
 
 
 def _vdot(a, b):
@@ -324,11 +330,7 @@ def bfgs(learning_rate: ScalarOrSchedule = 1.0, fun: Callable | None = None, max
 
     def update(grads, state, params=None):
         expect_state("bfgs", state, BfgsState)
-        if params is None:
-            raise ValueError("bfgs: update needs params to form s = x - x_prev; call update(grads, state, params).")
-        check_tree("bfgs", grads, params, "params")
-        x, unravel = ravel_pytree(params)
-        g, _ = ravel_pytree(grads)
+        x, g, unravel = _flat("bfgs", grads, params, "to form s = x - x_prev")
         s, y = x - state.x_prev, g - state.g_prev
         sy, yy = jnp.vdot(y, s), jnp.vdot(y, y)
         accept = (state.count > 0) & (sy > 0)
