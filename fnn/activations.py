@@ -24,29 +24,35 @@ __all__ = [
 
 
 @jax.custom_jvp
-def step(x):
+def step(x, at_zero=0.0):
     """Heaviside step, the perceptron's threshold unit.
 
-    f(x) = 1 if x > 0 else 0;  f'(x) = 0 (the derivative is 0 everywhere except at 0, where we also use 0).
+    f(x) = 1 if x > 0, at_zero if x = 0, 0 if x < 0;  f'(x) = 0 (everywhere we use 0, including at x = 0).
+    ``at_zero`` is the threshold convention: 0 (the default, Nielsen's eq. (2): fire on x > 0), 1 (fire on x >= 0,
+    the McCulloch-Pitts unit and many slides) or 1/2 (the symmetric Heaviside value). The two conventions differ
+    only at x == 0 exactly.
 
     Args:
       x: array of any shape.
+      at_zero: the value at x == 0 (a number, usually 0, 1 or 0.5).
     Returns:
-      array of x's shape and dtype with entries in {0, 1}.
+      array of x's shape and dtype with entries in {0, at_zero, 1}.
 
     Example:
       >>> step(jnp.array([-1.0, 0.0, 2.0])).tolist()
       [0.0, 0.0, 1.0]
+      >>> step(jnp.array([-1.0, 0.0, 2.0]), at_zero=1.0).tolist()
+      [0.0, 1.0, 1.0]
 
     Reference: Rosenblatt, "The perceptron: a probabilistic model for information storage and organization in the
     brain", Psychological Review 65(6), 1958; Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 1, eq. (2).
     """
-    return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
+    return jnp.where(x > 0, jnp.ones_like(x), jnp.where(x < 0, jnp.zeros_like(x), jnp.full_like(x, at_zero)))
 
 
 @step.defjvp
 def _step_jvp(primals, tangents):
-    y = step(primals[0])
+    y = step(*primals)
     return y, jnp.zeros_like(y)
 
 
@@ -295,7 +301,7 @@ def _gelu_prime(x, approximate: bool = False):
 
 # The derivatives f'(x) exactly as the docstrings state them (same keyword arguments as the activation).
 DERIVATIVES = {
-    "step": lambda x: jnp.zeros_like(x),
+    "step": lambda x, at_zero=0.0: jnp.zeros_like(x),
     "sign": lambda x: jnp.zeros_like(x),
     "sigmoid": lambda x: sigmoid(x) * (1 - sigmoid(x)),
     "tanh": lambda x: 1 - jnp.tanh(x) ** 2,

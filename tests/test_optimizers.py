@@ -18,7 +18,8 @@ from fnn import optimizers as fo
 
 # A learning rate per rule for the 2x2 + 2 quadratic below (Hessian eigenvalues 1..20).
 LR = {"sgd": 0.05, "momentum": 0.02, "nesterov": 0.02, "adagrad": 0.5, "rmsprop": 0.02, "adadelta": 50.0,
-      "adam": 0.05, "adamw": 0.05, "adamax": 0.1, "nadam": 0.05, "delta_bar_delta": 0.01, "lbfgs": 0.5}
+      "adam": 0.05, "adamw": 0.05, "adamax": 0.1, "nadam": 0.05, "delta_bar_delta": 0.01, "lbfgs": 0.5,
+      "bfgs": 0.5}
 assert set(LR) == set(fo.RULES)
 
 

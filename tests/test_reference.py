@@ -132,3 +132,70 @@ def test_errors_name_the_function(key):
         ref.mlp_forward((core.DenseParams(jnp.ones((1, 1)), jnp.ones(1)),), jnp.ones((1, 1)), "swish")
     with pytest.raises(ValueError, match="expected the params of fnn.mlp"):
         ref.mlp_forward(((jnp.ones(1),),), jnp.ones((1, 1)))
+
+
+def test_softmax_log_likelihood_backprop_equals_jax_grad(key):
+    """Nielsen eq. (84): with a softmax output and C = -1/n sum y ln a, BP1 is delta^L = (a - y) / n."""
+    with jax.enable_x64(True):
+        model = core.mlp([7, 5, 4], core.Tanh, output_activation=core.Softmax)
+        k1, k2, k3 = jax.random.split(key, 3)
+        _, params = model.init(k1, (-1, 3))
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+        x = jax.random.normal(k2, (6, 3), jnp.float64)
+        y = jax.nn.one_hot(jax.random.randint(k3, (6,), 0, 4), 4, dtype=jnp.float64)
+
+        def C(p):
+            return -jnp.sum(y * jnp.log(model.apply(p, x))) / x.shape[0]
+
+        c, grads = ref.mlp_backprop(params, x, y, "tanh", "softmax", "log_likelihood")
+        np.testing.assert_allclose(c, C(params), rtol=1e-12)
+        auto = jax.grad(C)(params)
+        for g, a in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(auto), strict=True):
+            np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
+        # BP1 itself: the last layer's bias gradient is sum_rows (a - y) / n
+        zs, acts = ref.mlp_forward(params, x, "tanh", "softmax")
+        np.testing.assert_allclose(grads[-2].b, np.sum(np.asarray(acts[-1]) - np.asarray(y), 0) / 6, rtol=1e-12)
+        # softmax with the quadratic cost goes through the full Jacobian (no cancellation)
+        _, gq = ref.mlp_backprop(params, x, y, "tanh", "softmax", "quadratic")
+        aq = jax.grad(lambda p: 0.5 * jnp.sum((model.apply(p, x) - y) ** 2) / 6)(params)
+        for g, a in zip(jax.tree_util.tree_leaves(gq), jax.tree_util.tree_leaves(aq), strict=True):
+            np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_masks_backprop_equals_jax_grad_through_fnn_dropout(key):
+    """The masks fnn.layers.Dropout draws, fed to the hand-written pass, give jax.grad of the dropout network."""
+    with jax.enable_x64(True):
+        drop = core.Dropout(0.4)
+        model = core.serial(core.Dense(6), core.Sigmoid, drop, core.Dense(5), core.Sigmoid, drop,
+                            core.Dense(3), core.Sigmoid)
+        k1, k2, k3, kd = jax.random.split(key, 4)
+        _, params = model.init(k1, (-1, 4))
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), params)
+        x = jax.random.normal(k2, (5, 4), jnp.float64)
+        y = jax.random.uniform(k3, (5, 3), jnp.float64, 0.05, 0.95)
+
+        def C(p):
+            return 0.5 * jnp.sum((model.apply(p, x, key=kd) - y) ** 2) / 5
+
+        # recover serial's per-layer keys and the masks the Dropout layers drew (applied to ones)
+        keys = jax.random.split(kd, 8)
+        masks = [drop.apply((), jnp.ones((5, 6), jnp.float64), key=keys[2]),
+                 drop.apply((), jnp.ones((5, 5), jnp.float64), key=keys[5])]
+        assert {float(v) for v in np.unique(np.asarray(masks[0]))} <= {0.0, 1 / 0.6}
+        mlp_params = tuple(p for i, p in enumerate(params) if i not in (2, 5))
+        c, grads = ref.mlp_backprop(mlp_params, x, y, masks=masks)
+        np.testing.assert_allclose(c, C(params), rtol=1e-12)
+        auto = [a for i, a in enumerate(jax.grad(C)(params)) if i not in (2, 5)]
+        for g, a in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(auto), strict=True):
+            np.testing.assert_allclose(g, a, rtol=1e-10, atol=1e-12)
+        # without the masks the gradient differs (the test can fail)
+        _, g0 = ref.mlp_backprop(mlp_params, x, y)
+        assert not np.allclose(g0[0].W, grads[0].W)
+
+
+def test_mask_and_softmax_errors(key):
+    p = (core.DenseParams(jnp.ones((2, 3)), jnp.ones(3)), (), core.DenseParams(jnp.ones((3, 1)), jnp.ones(1)))
+    with pytest.raises(ValueError, match=r"one dropout mask per hidden layer with shapes \[\(4, 3\)\], got \[\(4, 2"):
+        ref.mlp_backprop(p, jnp.ones((4, 2)), jnp.ones((4, 1)), masks=[jnp.ones((4, 2))])
+    with pytest.raises(ValueError, match="unknown activation 'softmax'"):
+        ref.mlp_forward(p, jnp.ones((4, 2)), "softmax")   # softmax only as the output

@@ -24,7 +24,7 @@ from fnn.train import fit
 STEPS = 5
 # stable rates on the quadratic (condition number 100): the parity tests' rates; adadelta at its default 1
 RATE = {name: LR[TWINS[name][0]]["quadratic"] for name in fo.RULES if name in TWINS}
-RATE |= {"delta_bar_delta": 0.01, "adadelta": 1.0}
+RATE |= {"delta_bar_delta": 0.01, "adadelta": 1.0, "bfgs": 0.5}
 # momentum and nesterov agree with optax.sgd(lr, momentum=mu) only for a constant lr; under a changing lr their
 # exact twins are the ones their docstrings name (the rate scales the newest gradient, not the whole trace)
 CHANGING_RATE_TWIN = {"momentum": lambda lr: optax.chain(optax.scale(-lr), optax.trace(0.9)),

@@ -1,5 +1,6 @@
-"""The classic material: threshold units and the perceptron, universal approximation, annealing and
-Cauchy training, RBF networks, autoencoders and pre-training, a conditional GAN. Loaded on first use.
+"""The classic material: threshold units and the perceptron, hand-wired gates and adders, universal approximation,
+annealing (Cauchy training, specific-heat cooling), the network-paralysis remedy, evolution strategies, RBF networks,
+autoencoders and pre-training, a conditional GAN. Loaded on first use.
 
 This file only re-exports, grouped by module: the table of contents of ``fnn.classic``.
 """
@@ -9,10 +10,31 @@ from fnn.classic.neurons import (
     GATES, logic_gate, TLUParams, tlu, PerceptronResult, perceptron_train, UAResult, universal_approximation,
 )
 
+# --- hand-wired perceptron networks: NAND, adders, threshold gates, the XOR net (fnn/classic/gates.py) -----------
+from fnn.classic.gates import (
+    NAND, nand, Unit, Circuit, binary_inputs, run_circuit, min_abs_net, sigmoid_deviation, half_adder,
+    half_adder_circuit, ripple_adder_circuit, ripple_add, THRESHOLD_GATES, MARGIN_GATES, xor_network, DIGIT_BITS,
+    binary_output_layer, to_bits, from_bits,
+)
+
 # --- simulated annealing, Cauchy training (fnn/classic/annealing.py) ------------------------------------------------
 from fnn.classic.annealing import (
     AnnealResult, boltzmann_temperature, cauchy_temperature, gaussian_step, cauchy_step, simulated_annealing,
     cauchy_training, mixed_training,
+)
+# --- specific-heat annealing: cool slowly where C(T) = Var[E] / T^2 peaks (fnn/classic/specific_heat.py) ----------
+from fnn.classic.specific_heat import (
+    ThermalStats, SpecificHeatResult, thermal_stats, specific_heat_annealing, next_temperature,
+)
+
+# --- network paralysis: saturated units and shrinking their weights (fnn/classic/paralysis.py) ----------------------
+from fnn.classic.paralysis import (
+    SATURATION_THRESHOLDS, net_inputs, saturated_units, squash_weights,
+)
+
+# --- evolution strategies, the population in one vmap (fnn/classic/evolution.py) -----------------------------------
+from fnn.classic.evolution import (
+    ESResult, population_loss, select_best, centered_ranks, es_gradient, evolution_strategy, openai_es,
 )
 
 # --- radial-basis-function networks (fnn/classic/rbf.py) ------------------------------------------------------------
@@ -49,12 +71,20 @@ from fnn.classic.gan import (
 )
 
 # --- the modules themselves (``fnn.classic.<module>``) --------------------------------------------------
-from fnn.classic import neurons, annealing, rbf, rbf_article, rbf_dynamics, autoencoders, pretraining, gan
+from fnn.classic import (
+    neurons, gates, annealing, specific_heat, paralysis, evolution, rbf, rbf_article, rbf_dynamics, autoencoders,
+    pretraining, gan,
+)
 
 __all__ = [
     "GATES", "logic_gate", "TLUParams", "tlu", "PerceptronResult", "perceptron_train", "UAResult",
-    "universal_approximation", "AnnealResult", "boltzmann_temperature", "cauchy_temperature", "gaussian_step",
-    "cauchy_step", "simulated_annealing", "cauchy_training", "mixed_training", "RBFParams", "RBFNetwork",
+    "universal_approximation", "NAND", "nand", "Unit", "Circuit", "binary_inputs", "run_circuit", "min_abs_net",
+    "sigmoid_deviation", "half_adder", "half_adder_circuit", "ripple_adder_circuit", "ripple_add", "THRESHOLD_GATES",
+    "MARGIN_GATES", "xor_network", "DIGIT_BITS", "binary_output_layer", "to_bits", "from_bits",
+    "AnnealResult", "boltzmann_temperature", "cauchy_temperature", "gaussian_step",
+    "cauchy_step", "simulated_annealing", "cauchy_training", "mixed_training", "ThermalStats", "SpecificHeatResult",
+    "thermal_stats", "specific_heat_annealing", "next_temperature", "SATURATION_THRESHOLDS", "net_inputs",
+    "saturated_units", "squash_weights", "RBFParams", "RBFNetwork",
     "rbf_features", "rbf_apply", "sample_centers", "kmeans", "rbf_widths", "design_matrix",
     "solve_output_weights", "lms_output_weights", "fit_rbf", "fine_tune_rbf", "gaussian_units",
     "projection_train", "OLSResult", "ols_select", "mahalanobis_units", "local_linear_design", "fit_local_linear",
@@ -65,5 +95,7 @@ __all__ = [
     "kl_sparsity", "l1_sparsity", "contractive_penalty", "autoencoder_objective", "train_autoencoder",
     "pretrain_stack", "stack_encoders", "load_encoders", "fine_tune", "CGAN", "CGANParams", "conditional_gan",
     "generate", "discriminate", "discriminator_loss", "generator_loss", "train_cgan", "ring_of_gaussians",
-    "neurons", "annealing", "rbf", "rbf_article", "rbf_dynamics", "autoencoders", "pretraining", "gan",
+    "ESResult", "population_loss", "select_best", "centered_ranks", "es_gradient", "evolution_strategy", "openai_es",
+    "neurons", "gates", "annealing", "specific_heat", "paralysis", "evolution", "rbf", "rbf_article", "rbf_dynamics",
+    "autoencoders", "pretraining", "gan",
 ]

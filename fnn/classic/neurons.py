@@ -57,12 +57,17 @@ class TLUParams(NamedTuple):
     b: jax.Array  # () bias (the negative threshold)
 
 
-def tlu(params: TLUParams, x):
+def tlu(params: TLUParams, x, *, fire_at_zero: bool = False):
     """Threshold logic unit: ``y = step(x . w + b)``, 1 when the weighted sum exceeds the threshold ``-b``.
+
+    ``fire_at_zero`` picks the threshold convention: ``False`` (default) fires on ``x . w + b > 0`` (Nielsen, ch. 1,
+    eq. (2)); ``True`` fires on ``x . w + b >= 0`` (McCulloch-Pitts: the weighted sum reaches the threshold). They
+    differ only for inputs with ``x . w + b == 0`` exactly (see ``fnn.classic.gates`` for gates that need one).
 
     Args:
       params: ``TLUParams(w (d,), b ())``.
       x: inputs (n, d) or (d,).
+      fire_at_zero: output 1 (True) or 0 (False) when the net input is exactly 0.
 
     Returns:
       y in {0, 1}, shape (n,) or ().
@@ -70,7 +75,7 @@ def tlu(params: TLUParams, x):
     Reference: McCulloch & Pitts, "A logical calculus of the ideas immanent in nervous activity", 1943;
     Rosenblatt, "The perceptron", Psychological Review, 1958.
     """
-    return act.step(jnp.dot(x, params.w) + params.b)
+    return act.step(jnp.dot(x, params.w) + params.b, at_zero=1.0 if fire_at_zero else 0.0)
 
 
 class PerceptronResult(NamedTuple):
@@ -81,8 +86,8 @@ class PerceptronResult(NamedTuple):
     errors: tuple        # mistakes in each epoch
 
 
-def perceptron_train(x, t, *, eta: float = 1.0, max_epochs: int = 100, params: TLUParams | None = None
-                     ) -> PerceptronResult:
+def perceptron_train(x, t, *, eta: float = 1.0, max_epochs: int = 100, params: TLUParams | None = None,
+                     fire_at_zero: bool = False) -> PerceptronResult:
     """Rosenblatt's perceptron rule, one example at a time in the given order.
 
         y = step(x_i . w + b);   w <- w + eta (t_i - y) x_i;   b <- b + eta (t_i - y)
@@ -96,6 +101,7 @@ def perceptron_train(x, t, *, eta: float = 1.0, max_epochs: int = 100, params: T
       eta: learning rate > 0.
       max_epochs: bound on the number of epochs.
       params: initial weights (default zeros, the textbook start).
+      fire_at_zero: the unit's threshold convention, as in :func:`tlu` (``y = 1`` at ``x_i . w + b == 0`` if True).
 
     Returns:
       A :class:`PerceptronResult`.
@@ -122,7 +128,8 @@ def perceptron_train(x, t, *, eta: float = 1.0, max_epochs: int = 100, params: T
     for epoch in range(1, max_epochs + 1):
         mistakes = 0
         for xi, ti in zip(x, t):
-            y = 1.0 if xi @ w + b > 0 else 0.0          # step(x . w + b), as fnn.activations.step
+            net = xi @ w + b                                # y = step(net), as tlu(..., fire_at_zero)
+            y = 1.0 if net > 0 or (fire_at_zero and net == 0) else 0.0
             if y != ti:
                 w, b, mistakes = w + eta * (ti - y) * xi, b + eta * (ti - y), mistakes + 1
         errors.append(mistakes)

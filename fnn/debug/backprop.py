@@ -10,6 +10,12 @@ Two backward passes in the textbooks' own notation, side by side with what autod
       dC/db^l = delta^l                                                 (BP3)
       dC/dW^l = delta^l (a^{l-1})^T                                     (BP4)
 
+  Two more cases the notes derive by hand: a **softmax output with the log-likelihood cost** (Nielsen ch. 3, eqs.
+  (78)-(84)), where BP1 collapses to ``delta^L = a^L - y``, and **dropout masks** on the hidden activations
+  (Srivastava et al. 2014, sec. 5), where the mask multiplies the forward activation and BP2 alike::
+
+      a^l = m^l * sigma(z^l)          delta^l = ((W^{l+1})^T delta^{l+1}) * m^l * sigma'(z^l)
+
 * :func:`batchnorm_forward` / :func:`batchnorm_backward`: the chain rule through batch normalization (Ioffe &
   Szegedy, 2015, sec. 3): d/dx_hat, d/dvar, d/dmean, d/dx, d/dgamma, d/dbeta.
 
@@ -34,7 +40,8 @@ import jax.numpy as jnp
 from fnn import activations as act
 from fnn.layers.dense import DenseParams
 
-__all__ = ["COSTS", "mlp_forward", "mlp_backprop", "BatchNormCache", "batchnorm_forward", "batchnorm_backward"]
+__all__ = ["COSTS", "OUTPUTS", "mlp_forward", "mlp_backprop", "BatchNormCache", "batchnorm_forward",
+           "batchnorm_backward"]
 
 
 def _quadratic(a, y):
@@ -50,7 +57,27 @@ def _cross_entropy(a, y):
     return c, (a - y) / (a * (1 - a) * n)
 
 
-COSTS = {"quadratic": _quadratic, "cross_entropy": _cross_entropy}
+def _log_likelihood(a, y):
+    """C = -1/n sum y ln a (Nielsen eq. (80), y one-hot or a distribution);  grad_a C = -y / (a n)."""
+    n = a.shape[0]
+    return -jnp.sum(y * jnp.log(a)) / n, -y / (a * n)
+
+
+COSTS = {"quadratic": _quadratic, "cross_entropy": _cross_entropy, "log_likelihood": _log_likelihood}
+OUTPUTS = ("softmax",)   # output activations besides those of fnn.activations.DERIVATIVES
+
+
+def _softmax(z):
+    e = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+def _softmax_delta(a, grad_a):
+    """delta_j = sum_k grad_a_k da_k/dz_j with da_k/dz_j = a_k (1[j=k] - a_j): delta = a * (grad_a - <grad_a, a>).
+
+    With the log-likelihood cost (grad_a = -y / (a n), rows of y summing to 1) this is exactly (a - y) / n
+    (Nielsen eq. (84)): the softmax's Jacobian cancels the 1/a of the cost."""
+    return a * (grad_a - jnp.sum(grad_a * a, axis=-1, keepdims=True))
 
 
 def _dense_layers(params) -> list:
@@ -62,39 +89,62 @@ def _dense_layers(params) -> list:
     return layers
 
 
-def _activation(name: str):
+def _activation(name: str, *, output: bool = False):
+    if output and name == "softmax":
+        return _softmax, None
     if name not in act.DERIVATIVES:
-        raise ValueError(f"reference: unknown activation {name!r}; choose one of {sorted(act.DERIVATIVES)}")
+        extra = ' (and "softmax" for the output layer)' if output else ""
+        raise ValueError(f"reference: unknown activation {name!r}; choose one of {sorted(act.DERIVATIVES)}{extra}")
     return getattr(act, name), act.DERIVATIVES[name]
 
 
-def mlp_forward(params, x, activation: str = "sigmoid", output_activation: str = "sigmoid"):
-    """Feedforward, keeping every weighted input and activation: ``z^l = a^{l-1} W^l + b^l``, ``a^l = sigma(z^l)``.
+def _check_masks(masks, layers, x):
+    """One mask per hidden layer, each (n, d_l): ``masks[l]`` multiplies the activation of hidden layer l."""
+    if masks is None or all(m is None for m in masks):
+        return [None] * (len(layers) - 1)
+    masks = list(masks)
+    want = [(x.shape[0], W.shape[1]) for W, _ in layers[:-1]]
+    got = [tuple(jnp.shape(m)) for m in masks]
+    if got != want:
+        raise ValueError(f"reference: expected one dropout mask per hidden layer with shapes {want}, got {got}; "
+                         "draw them as jax.random.bernoulli(key, keep, shape) / keep (inverted dropout)")
+    return masks
+
+
+def mlp_forward(params, x, activation: str = "sigmoid", output_activation: str = "sigmoid", masks=None):
+    """Feedforward, keeping every weighted input and activation: ``z^l = a^{l-1} W^l + b^l``, ``a^l = sigma(z^l)``
+    (times the dropout mask ``m^l`` of hidden layer l when ``masks`` is given).
 
     Args:
       params: the params of ``fnn.mlp(sizes, Activation, output_activation=OutputActivation)`` (a tuple of
         ``DenseParams(W (d_in, d_out), b (d_out,))`` and ``()`` for the activation layers).
       x: inputs, shape (n, d_0).
       activation: name (in ``fnn.activations.DERIVATIVES``) of sigma for the hidden layers.
-      output_activation: name of sigma for the last layer (``"identity"`` for none).
+      output_activation: name of sigma for the last layer (``"identity"`` for none, ``"softmax"``).
+      masks: optional dropout masks, one per hidden layer, shape (n, d_l), already scaled (``bernoulli / keep``
+        for inverted dropout, as ``fnn.layers.Dropout`` draws them); ``None`` for no dropout.
 
     Returns:
       ``(zs, activations)``: lists of length L and L + 1, ``zs[l]`` (n, d_{l+1}), ``activations[0] = x``.
     """
     layers = _dense_layers(params)
     sigma, _ = _activation(activation)
-    sigma_out, _ = _activation(output_activation)
+    sigma_out, _ = _activation(output_activation, output=True)
+    masks = _check_masks(masks, layers, x)
     a, zs, activations = x, [], [x]
     for l, (W, b) in enumerate(layers):
-        z = jnp.dot(a, W) + b[None, :]        # b broadcast over the rows explicitly
-        a = (sigma_out if l == len(layers) - 1 else sigma)(z)
+        z = jnp.dot(a, W) if b is None else jnp.dot(a, W) + b[None, :]    # b broadcast over the rows explicitly
+        if l == len(layers) - 1:
+            a = sigma_out(z)
+        else:
+            a = sigma(z) if masks[l] is None else masks[l] * sigma(z)      # dropout: a^l = m^l * sigma(z^l)
         zs.append(z)
         activations.append(a)
     return zs, activations
 
 
 def mlp_backprop(params, x, y, activation: str = "sigmoid", output_activation: str = "sigmoid",
-                 cost: str = "quadratic"):
+                 cost: str = "quadratic", masks=None):
     """The gradient of the cost of an MLP by the four backpropagation equations (BP1-BP4), batched over rows.
 
         Delta^L = grad_A C * sigma_L'(Z^L)                     (BP1)
@@ -103,13 +153,16 @@ def mlp_backprop(params, x, y, activation: str = "sigmoid", output_activation: s
         dC/dW^l = (A^{l-1})^T Delta^l                          (BP4)
 
     with C the mean cost over the n examples (``"quadratic"``: 1/(2n) sum ||a^L - y||^2, Nielsen eq. (6);
-    ``"cross_entropy"``: Nielsen eq. (63), for sigmoid outputs in (0, 1)).
+    ``"cross_entropy"``: Nielsen eq. (63), for sigmoid outputs in (0, 1); ``"log_likelihood"``: -1/n sum y ln a,
+    Nielsen eq. (80), for a softmax output, where BP1 becomes Delta^L = (A^L - Y) / n, eq. (84)). With dropout
+    ``masks``, BP2 gains the mask: Delta^l = (Delta^{l+1} (W^{l+1})^T) * M^l * sigma'(Z^l).
 
     Args:
       params: ``fnn.mlp`` params (see :func:`mlp_forward`).
       x: inputs (n, d_0). y: targets (n, d_L).
       activation, output_activation: names in ``fnn.activations.DERIVATIVES``.
-      cost: ``"quadratic"`` or ``"cross_entropy"``.
+      cost: ``"quadratic"``, ``"cross_entropy"`` or ``"log_likelihood"``.
+      masks: dropout masks, one (n, d_l) array per hidden layer (see :func:`mlp_forward`), or ``None``.
 
     Returns:
       ``(cost_value, grads)``: the scalar cost and a tree with the structure of ``params`` (``()`` entries kept),
@@ -135,18 +188,24 @@ def mlp_backprop(params, x, y, activation: str = "sigmoid", output_activation: s
         raise ValueError(f"mlp_backprop: unknown cost {cost!r}; choose one of {sorted(COSTS)}")
     layers = _dense_layers(params)
     _, d_sigma = _activation(activation)
-    _, d_sigma_out = _activation(output_activation)
-    zs, activations = mlp_forward(params, x, activation, output_activation)
+    _, d_sigma_out = _activation(output_activation, output=True)
+    masks = _check_masks(masks, layers, x)
+    zs, activations = mlp_forward(params, x, activation, output_activation, masks)
     c, grad_a = COSTS[cost](activations[-1], y)
 
     L = len(layers)
     grads = [None] * L
-    delta = grad_a * d_sigma_out(zs[-1])                                     # BP1
+    if d_sigma_out is None:                                                  # BP1 for softmax (a Jacobian)
+        delta = _softmax_delta(activations[-1], grad_a)
+    else:
+        delta = grad_a * d_sigma_out(zs[-1])                                 # BP1
     for l in range(L - 1, -1, -1):
         grads[l] = DenseParams(W=jnp.dot(activations[l].T, delta),           # BP4 (a^{l-1} is activations[l])
-                               b=jnp.sum(delta, axis=0))                     # BP3
+                               b=None if layers[l].b is None else jnp.sum(delta, axis=0))      # BP3
         if l > 0:
             delta = jnp.dot(delta, layers[l].W.T) * d_sigma(zs[l - 1])       # BP2
+            if masks[l - 1] is not None:
+                delta = delta * masks[l - 1]                                 # dropout: the mask gates BP2 too
     it = iter(grads)
     return c, tuple(next(it) if p != () else () for p in params)
 

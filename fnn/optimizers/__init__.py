@@ -47,9 +47,8 @@ __all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_a
            "schedules", "transforms"]
 
 #: Every rule that can be built from a learning rate alone, by name. ``newton`` needs the loss (``fun=``) and is
-#: therefore not listed; ``lbfgs`` here takes fixed steps of size ``learning_rate`` (no line search). ``bfgs`` could
-#: be built the same way but is not listed yet: the contract tests' per-rule rates (tests/test_optimizers.py ``LR``,
-#: tests/test_traced_hparams.py ``RATE``) need an entry for it first.
+#: therefore not listed; ``lbfgs`` and ``bfgs`` here take fixed steps of size ``learning_rate`` (no line search;
+#: pass ``fun=`` for one). ``bfgs`` keeps a dense n x n matrix: meant for small problems.
 RULES: dict[str, Callable[..., Optimizer]] = {
     "sgd": sgd,
     "momentum": momentum,
@@ -63,6 +62,7 @@ RULES: dict[str, Callable[..., Optimizer]] = {
     "nadam": nadam,
     "delta_bar_delta": delta_bar_delta,
     "lbfgs": lbfgs,
+    "bfgs": bfgs,
 }
 
 

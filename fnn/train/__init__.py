@@ -68,10 +68,20 @@ from fnn.train.selection import (
     kfold_indices, leave_one_out_indices, cross_validate, select_and_test,
 )
 
+# --- transfer learning: reuse trained layers, frozen or fine-tuned (fnn/train/transfer.py) --------------------------
+from fnn.train.transfer import (
+    reuse, init_transfer, transfer_params, layer_mask, freeze, scale_where, FreezeState,
+)
+
+# --- adversarial examples (FGSM) and adversarial training (fnn/train/adversarial.py) --------------------------------
+from fnn.train.adversarial import (
+    fgsm, adversarial_loss, adversarial_accuracy, adversarial_training, AdversarialTraining, pack_labels,
+)
+
 # --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
 from fnn.train import (
     engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
-    checkpoint, distributed, precision, selection,
+    checkpoint, distributed, precision, selection, transfer, adversarial,
 )
 
 __all__ = [
@@ -86,4 +96,7 @@ __all__ = [
     "format_table", "kfold_indices", "leave_one_out_indices", "cross_validate", "select_and_test", "engine",
     "evaluation", "loop", "minimization", "batched", "ensembles", "sweeps", "averaging", "callbacks", "checkpoint",
     "distributed", "precision", "selection",
+    "reuse", "init_transfer", "transfer_params", "layer_mask", "freeze", "scale_where", "FreezeState",
+    "fgsm", "adversarial_loss", "adversarial_accuracy", "adversarial_training", "AdversarialTraining", "pack_labels",
+    "transfer", "adversarial",
 ]
