@@ -9,7 +9,8 @@ the parts listed before it):
     data/         data sets, toy problems, preprocessing
     train/        the step and epoch engine, fit, evaluation, ensembles and sweeps, callbacks, checkpoints
     debug/        gradient checking, backprop by hand, statistics and monitors       (loaded on first use)
-    classic/      perceptrons, annealing, RBF networks, autoencoders, a GAN          (loaded on first use)
+    classic/      perceptrons, annealing, evolution, RBF nets, autoencoders, RBMs,   (loaded on first use)
+                  recursive nets, the Neural Turing Machine, a GAN
     lab/          the optimizer lab: workloads, tuning protocols, statistics, reports (loaded on first use)
     cli/          the ``fnn`` command                                               (loaded on first use)
 

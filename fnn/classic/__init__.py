@@ -1,6 +1,7 @@
 """The classic material: threshold units and the perceptron, hand-wired gates and adders, universal approximation,
 annealing (Cauchy training, specific-heat cooling), the network-paralysis remedy, evolution strategies, RBF networks,
-autoencoders and pre-training, a conditional GAN. Loaded on first use.
+autoencoders, pre-training and sampling, RBMs and deep belief nets, recursive networks, the Neural Turing Machine, a
+conditional GAN. Loaded on first use.
 
 This file only re-exports, grouped by module: the table of contents of ``fnn.classic``.
 """
@@ -59,10 +60,20 @@ from fnn.classic.autoencoders import (
     train_autoencoder,
 )
 
+# --- sampling from a denoising autoencoder: the corruption/reconstruction chain (fnn/classic/dae_sampling.py) -------
+from fnn.classic.dae_sampling import (
+    salt_and_pepper_noise, bernoulli_sample, dae_reconstruction, dae_chain_step, ChainResult, dae_chain,
+    nearest_distance, class_histogram,
+)
+
 # --- greedy layer-wise pre-training and fine-tuning (fnn/classic/pretraining.py) ------------------------------------
 from fnn.classic.pretraining import (
     pretrain_stack, stack_encoders, load_encoders, fine_tune,
 )
+
+# --- restricted Boltzmann machines and deep belief nets (fnn/classic/rbm.py, dbn.py); the rest as rbm.<name> ------
+from fnn.classic.rbm import RBMParams, RBMResult, init_rbm, cd_gradient, pcd_gradient, train_rbm
+from fnn.classic.dbn import pretrain_dbn, dbn_sample
 
 # --- a conditional GAN (fnn/classic/gan.py) -------------------------------------------------------------------------
 from fnn.classic.gan import (
@@ -70,10 +81,22 @@ from fnn.classic.gan import (
     ring_of_gaussians,
 )
 
+# --- recursive (tree-structured) networks and subtraction trees (fnn/classic/recursive.py) -------------------------
+from fnn.classic.recursive import (
+    TreeBatch, RecursiveParams, tree_size, tree_height, encode_trees, init_recursive, node_states, root_states,
+    tree_logits, random_expression, expression_value, expression_tokens, encode_sequences, expression_dataset,
+)
+
+# --- the Neural Turing Machine: addressing eqs. 2-9, the scanned model (fnn/classic/ntm.py) ----------------------
+from fnn.classic.ntm import (
+    content_weights, interpolate, shift, sharpen, read, write, address, HeadOutputs, head_outputs, head_sizes,
+    NTMParams, NTMState, NTM, neural_turing_machine,
+)
+
 # --- the modules themselves (``fnn.classic.<module>``) --------------------------------------------------
 from fnn.classic import (
     neurons, gates, annealing, specific_heat, paralysis, evolution, rbf, rbf_article, rbf_dynamics, autoencoders,
-    pretraining, gan,
+    dae_sampling, pretraining, rbm, dbn, recursive, ntm, gan,
 )
 
 __all__ = [
@@ -93,9 +116,18 @@ __all__ = [
     "AutoencoderParams",
     "Autoencoder", "autoencoder", "masking_noise", "gaussian_noise", "squared_error", "bernoulli_cross_entropy",
     "kl_sparsity", "l1_sparsity", "contractive_penalty", "autoencoder_objective", "train_autoencoder",
+    "salt_and_pepper_noise", "bernoulli_sample", "dae_reconstruction", "dae_chain_step", "ChainResult", "dae_chain",
+    "nearest_distance", "class_histogram", "dae_sampling",
     "pretrain_stack", "stack_encoders", "load_encoders", "fine_tune", "CGAN", "CGANParams", "conditional_gan",
     "generate", "discriminate", "discriminator_loss", "generator_loss", "train_cgan", "ring_of_gaussians",
     "ESResult", "population_loss", "select_best", "centered_ranks", "es_gradient", "evolution_strategy", "openai_es",
     "neurons", "gates", "annealing", "specific_heat", "paralysis", "evolution", "rbf", "rbf_article", "rbf_dynamics",
     "autoencoders", "pretraining", "gan",
+    "TreeBatch", "RecursiveParams", "tree_size", "tree_height", "encode_trees", "init_recursive", "node_states",
+    "root_states", "tree_logits", "random_expression", "expression_value", "expression_tokens", "encode_sequences",
+    "expression_dataset", "recursive",
+    "RBMParams", "RBMResult", "init_rbm", "cd_gradient", "pcd_gradient", "train_rbm", "pretrain_dbn", "dbn_sample",
+    "rbm", "dbn",
+    "content_weights", "interpolate", "shift", "sharpen", "read", "write", "address", "HeadOutputs", "head_outputs",
+    "head_sizes", "NTMParams", "NTMState", "NTM", "neural_turing_machine", "ntm",
 ]

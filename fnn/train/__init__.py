@@ -78,6 +78,11 @@ from fnn.train.adversarial import (
     fgsm, adversarial_loss, adversarial_accuracy, adversarial_training, AdversarialTraining, pack_labels,
 )
 
+# --- truncated backpropagation through time (fnn/train/truncated.py) ----------------------------------------------
+from fnn.train.truncated import (
+    TBPTTResult, tbptt, make_tbptt, window_loss, run_steps, check_windows, bits_per_character,
+)
+
 # --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
 from fnn.train import (
     engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
@@ -99,4 +104,5 @@ __all__ = [
     "reuse", "init_transfer", "transfer_params", "layer_mask", "freeze", "scale_where", "FreezeState",
     "fgsm", "adversarial_loss", "adversarial_accuracy", "adversarial_training", "AdversarialTraining", "pack_labels",
     "transfer", "adversarial",
+    "TBPTTResult", "tbptt", "make_tbptt", "window_loss", "run_steps", "check_windows", "bits_per_character",
 ]
