@@ -146,11 +146,27 @@ METRICS = {"accuracy": accuracy, "error_rate": error_rate, "top_5_accuracy": top
 
 
 def get_metric(metric):
-    """Resolve ``metric`` (a name in ``METRICS`` or a function ``(outputs, targets) -> scalar``) to ``(name, fn)``."""
+    """Resolve ``metric`` to ``(name, fn)``: a name in ``METRICS``, ``"top_<k>_accuracy"`` for any k >= 1 (e.g.
+    ``"top_3_accuracy"``; ``"top_k_accuracy"`` is k = 5, the function's default), or a function
+    ``(outputs, targets) -> scalar`` (its ``__name__`` becomes the history key).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> name, fn = get_metric("top_2_accuracy")
+      >>> name, float(fn(jnp.array([[0.1, 0.5, 0.4], [0.6, 0.3, 0.1]]), jnp.array([2, 2])))
+      ('top_2_accuracy', 0.5)
+    """
     if callable(metric):
         return getattr(metric, "__name__", "metric"), metric
-    if metric not in METRICS:
-        raise ValueError(f"get_metric: unknown metric {metric!r}; valid names: {', '.join(sorted(METRICS))}, or "
-                         f"pass a function (outputs, targets) -> scalar")
-    return metric, METRICS[metric]
+    if metric in METRICS:
+        return metric, METRICS[metric]
+    if metric == "top_k_accuracy":
+        return metric, top_k_accuracy
+    parts = metric.split("_") if isinstance(metric, str) else []
+    if len(parts) == 3 and parts[0] == "top" and parts[1].isdigit() and int(parts[1]) >= 1 and parts[2] == "accuracy":
+        k = int(parts[1])
+        return metric, lambda outputs, targets: top_k_accuracy(outputs, targets, k)
+    raise ValueError(f"get_metric: unknown metric {metric!r}; valid names: {', '.join(sorted(METRICS))}, "
+                     f"top_k_accuracy (k=5) or top_<k>_accuracy for any k >= 1 (e.g. top_3_accuracy), or pass a "
+                     f"function (outputs, targets) -> scalar")
 

@@ -61,6 +61,9 @@ REGISTRY = [
     ("LayerNorm", L.LayerNorm(axis=(1, 2), scale=False), (4, 3, 2), F, {}),
     ("Dropout", L.Dropout(0.3), (4, 5), F, {"key": jax.random.key(3, impl="rbg")}),
     ("Dropout", L.Dropout(0.3), (4, 5), F, {"train": False}),
+    ("RandomCrop", L.RandomCrop(1), (2, 4, 5, 3), F, {"key": jax.random.key(3, impl="rbg")}),
+    ("RandomFlip", L.RandomFlip(), (2, 4, 5, 3), F, {"key": jax.random.key(3, impl="rbg")}),
+    ("RandomCrop", L.RandomCrop(1), (2, 4, 5, 3), F, {"train": False}),
     ("Embedding", L.Embedding(10, 3), (4, 5), I, {}),
     ("Maxout", L.Maxout(3, 4), (4, 5), F, {}),
     ("RBF", L.RBF(4), (4, 5), F, {}),
@@ -90,9 +93,10 @@ def _inputs(shape, kind, seed=1):
 
 
 def test_registry_covers_every_layer():
-    # Cells are one-step functions run by RNN (tested in test_recurrent.py); RNNLayer is RNN's return type.
+    # Cells are one-step functions run by RNN (tested in test_recurrent.py); RNNLayer is RNN's return type;
+    # Summary/SummaryRow are the table fnn.layers.summary returns (tests/test_summary.py).
     public = {n for n in L.__all__ if n[0].isupper() and not n.endswith(("Params", "State", "Cell"))
-              and n not in ("Layer", "RNNLayer", "KEYWORDS", "COMMON_KEYWORDS")}
+              and n not in ("Layer", "RNNLayer", "KEYWORDS", "COMMON_KEYWORDS", "Summary", "SummaryRow")}
     public |= LOWERCASE_LAYERS
     assert {entry[0] for entry in REGISTRY} == public
 

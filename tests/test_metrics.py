@@ -56,3 +56,25 @@ def test_argument_messages_come_from_fnn_checks():
     with pytest.raises(ValueError, match=r"^confusion_matrix: num_classes must be a positive integer .*got "
                                          r"num_classes=0"):
         confusion_matrix(jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32), num_classes=0)
+
+
+def test_top_k_names_resolve_and_fit_records_them():
+    """docs/training.md names top_k_accuracy: the name used to be rejected; now it and top_<k>_accuracy resolve."""
+    for k in (1, 3, 5):
+        name, fn = get_metric(f"top_{k}_accuracy")
+        assert name == f"top_{k}_accuracy"
+        np.testing.assert_allclose(fn(SCORES, LABELS), top_k_accuracy(SCORES, LABELS, k))
+    assert get_metric("top_k_accuracy")[1](SCORES, LABELS) == top_k_accuracy(SCORES, LABELS, 5)
+    for bad in ("top_0_accuracy", "top_x_accuracy", "top_3_acc"):
+        with pytest.raises(ValueError, match=r"top_<k>_accuracy for any k >= 1 \(e\.g\. top_3_accuracy\)"):
+            get_metric(bad)
+    import jax
+
+    from fnn import layers, losses, optimizers, train
+    model = layers.serial(layers.Dense(4))
+    X, y = jax.random.normal(jax.random.key(0), (16, 3)), jnp.arange(16) % 4
+    ce = losses.softmax_cross_entropy_with_integer_labels
+    h = train.fit(model.apply, model.init(jax.random.key(1), (-1, 3))[1], optimizers.sgd(0.1), ce,
+                  X, y, epochs=1, batch_size=16, key=jax.random.key(2), metrics=("top_2_accuracy",),
+                  verbose=False).history
+    assert 0.0 <= h["top_2_accuracy"][0] <= 1.0

@@ -39,12 +39,18 @@ from fnn.layers.normalization import (
 # --- regularization (fnn/layers/dropout.py) --------------------------------------------------------------------
 from fnn.layers.dropout import Dropout, mc_dropout_predict
 
+# --- augmentation (fnn/layers/augment.py) ---------------------------------------------------------------------
+from fnn.layers.augment import RandomCrop, RandomFlip, random_crop, random_flip, augment_images
+
 # --- recurrent (fnn/layers/recurrent.py) and attention (fnn/layers/attention.py) ------------------------------
 from fnn.layers.recurrent import (
     Cell, SimpleRNNCell, SimpleRNNParams, LSTMCell, LSTMParams, LSTMState, GRUCell, GRUParams, RNN, RNNLayer,
     Bidirectional, BidirectionalParams, sequence_mask,
 )
 from fnn.layers.attention import MultiHeadAttention, MultiHeadAttentionParams, dot_product_attention, causal_mask
+
+# --- model summary (fnn/layers/summary.py) ---------------------------------------------------------------------
+from fnn.layers.summary import summary, Summary, SummaryRow
 
 # --- activations as layers (fnn/layers/dense.py) ---------------------------------------------------------------
 from fnn.layers.dense import (
@@ -62,6 +68,7 @@ from fnn.initializers import normal as randn
 
 # --- the modules themselves (``fnn.layers.<module>``) ---------------------------------------------------------
 from fnn.layers import base, dense, units, conv, pooling, normalization, dropout, recurrent, attention
+from fnn.layers import augment
 
 __all__ = [
     # contract & combinators
@@ -80,10 +87,14 @@ __all__ = [
     "standardize",
     # regularization
     "Dropout", "mc_dropout_predict",
+    # augmentation
+    "RandomCrop", "RandomFlip", "random_crop", "random_flip", "augment_images", "augment",
     # recurrent and attention
     "Cell", "SimpleRNNCell", "SimpleRNNParams", "LSTMCell", "LSTMParams", "LSTMState", "GRUCell", "GRUParams", "RNN",
     "RNNLayer", "Bidirectional", "BidirectionalParams", "sequence_mask", "MultiHeadAttention",
     "MultiHeadAttentionParams", "dot_product_attention", "causal_mask",
+    # model summary
+    "summary", "Summary", "SummaryRow",
     # activations
     "Relu", "Sigmoid", "Tanh", "Elu", "LeakyRelu", "Softplus", "Gelu", "Selu", "Softmax", "LogSoftmax", "Step",
     "Sign", "Exp",

@@ -38,13 +38,16 @@ from fnn.optimizers.second_order import (
 # --- gradient transforms and schedules -------------------------------------------------------------------------
 from fnn.optimizers import schedules, transforms
 
+# --- reduce the step size on a plateau of the monitored value (fnn/optimizers/plateau.py) ------------------------
+from fnn.optimizers.plateau import reduce_on_plateau, PlateauState
+
 __all__ = ["Optimizer", "apply_updates", "chain", "lift", "check_tree", "value_at", "step_count", "zeros_like",
            "Schedule", "ScalarOrSchedule", "RULES", "from_name",
            "sgd", "momentum", "nesterov", "delta_bar_delta", "SgdState", "MomentumState", "DeltaBarDeltaState",
            "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "scale_by_adam", "adam_moments",
            "ema", "AdamState", "lbfgs", "bfgs", "newton", "full_batch_rule", "FULL_BATCH_RULES",
            "LbfgsState", "BfgsState", "NewtonState",
-           "schedules", "transforms"]
+           "schedules", "transforms", "reduce_on_plateau", "PlateauState"]
 
 #: Every rule that can be built from a learning rate alone, by name. ``newton`` needs the loss (``fun=``) and is
 #: therefore not listed; ``lbfgs`` and ``bfgs`` here take fixed steps of size ``learning_rate`` (no line search;

@@ -49,7 +49,7 @@ from fnn.train.averaging import (
 
 # --- callbacks and the history record (fnn/train/callbacks.py) ------------------------------------------------------
 from fnn.train.callbacks import (
-    History, Callback, EarlyStopping, format_epoch_line, copy_tree,
+    History, Callback, EarlyStopping, CSVLogger, format_epoch_line, copy_tree,
 )
 
 # --- data parallelism over devices and hosts (fnn/train/distributed.py) ---------------------------------------------
@@ -83,6 +83,11 @@ from fnn.train.truncated import (
     TBPTTResult, tbptt, make_tbptt, window_loss, run_steps, check_windows, bits_per_character,
 )
 
+# --- the learning-rate range test (fnn/train/lr_finder.py) ---------------------------------------------------------
+from fnn.train.lr_finder import (
+    LRFinderResult, find_lr, plot_lr_finder,
+)
+
 # --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
 from fnn.train import (
     engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
@@ -95,7 +100,7 @@ __all__ = [
     "evaluate", "predict", "check_data", "check_model", "FitResult", "FitResultWithState", "fit", "checkpoint_tree",
     "MinimizeResult", "minimize", "gradient_step", "fit_batch", "cross_seeds", "init_ensemble", "fit_ensemble",
     "predict_ensemble", "evaluate_ensemble", "grid", "sweep", "average_trees", "average_checkpoints", "History",
-    "Callback", "EarlyStopping", "format_epoch_line", "copy_tree", "data_mesh", "replicate", "shard_batch",
+    "Callback", "EarlyStopping", "CSVLogger", "format_epoch_line", "copy_tree", "data_mesh", "replicate", "shard_batch",
     "batch_sharding", "replicated_sharding", "check_batch_size", "describe", "mixed_precision", "cast_floating",
     "grid_configs", "sample_configs", "rank_results", "evaluate_configs", "grid_search", "random_search",
     "format_table", "kfold_indices", "leave_one_out_indices", "cross_validate", "select_and_test", "engine",
@@ -105,4 +110,5 @@ __all__ = [
     "fgsm", "adversarial_loss", "adversarial_accuracy", "adversarial_training", "AdversarialTraining", "pack_labels",
     "transfer", "adversarial",
     "TBPTTResult", "tbptt", "make_tbptt", "window_loss", "run_steps", "check_windows", "bits_per_character",
+    "LRFinderResult", "find_lr", "plot_lr_finder",
 ]

@@ -8,19 +8,21 @@ The callback contract (stated once, here): ``fit`` calls, in order,
 
 ``record`` is the epoch's dict (see ``History``); ``train_state`` is ``fnn.train.TrainState(params, opt_state,
 state)``. The arrays in ``train_state`` are donated to the next compiled step, so a callback that keeps them must
-copy them (``EarlyStopping`` does).
+copy them (``EarlyStopping`` does). An exception raised in a hook ends ``fit`` there (``on_train_end`` is not called).
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
+import numbers
 import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["History", "Callback", "EarlyStopping", "format_epoch_line", "copy_tree"]
+__all__ = ["History", "Callback", "EarlyStopping", "CSVLogger", "format_epoch_line", "copy_tree"]
 
 
 def copy_tree(tree):
@@ -133,7 +135,11 @@ class EarlyStopping(Callback):
     An epoch improves when ``value < best - min_delta`` (``mode="min"``) or ``value > best + min_delta``
     (``mode="max"``). After ``patience`` epochs in a row without improvement training stops; with
     ``restore_best=True`` the params and model state of the best epoch are returned (the optimizer state stays the
-    last one's). ``best_epoch`` and ``best`` hold the result.
+    last one's). ``best_epoch`` and ``best`` hold the result. When it stops, it says why: ``message`` (also
+    ``history.stop_reason``, and printed through ``print_fn`` when ``verbose``) names the monitored entry, the best
+    value and its epoch, the patience and the epoch it stopped after, e.g. ``early stopping: val_loss did not improve
+    for 2 epochs (patience 2, mode min, min_delta 0); best 0.3125 at epoch 3; stopped after epoch 5; restored the
+    params of epoch 3``.
 
     Args:
       monitor: a record entry, e.g. ``"val_accuracy"`` or ``"val_loss"``.
@@ -141,12 +147,13 @@ class EarlyStopping(Callback):
       mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` for names containing ``acc``, else ``"min"``).
       min_delta: the smallest change that counts as an improvement, ``>= 0``.
       restore_best: return the best epoch's params instead of the last.
+      verbose: print ``message`` when it stops training. print_fn: where it goes (``fit``'s ``print_fn``, say).
 
     Reference: Prechelt, "Early Stopping - But When?", in Neural Networks: Tricks of the Trade, 1998, sec. 2.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
-                 restore_best: bool = True):
+                 restore_best: bool = True, verbose: bool = True, print_fn=print):
         if not (isinstance(patience, int) and patience >= 1):
             raise ValueError(f"EarlyStopping: expected patience >= 1 (epochs), got {patience!r}")
         if mode not in ("auto", "min", "max"):
@@ -155,10 +162,12 @@ class EarlyStopping(Callback):
             raise ValueError(f"EarlyStopping: expected min_delta >= 0, got {min_delta!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.best, self.best_epoch, self.wait, self._best_state = None, None, 0, None
+        self.verbose, self.print_fn = verbose, print_fn
+        self.on_train_begin(None)
 
     def on_train_begin(self, history):
         self.best, self.best_epoch, self.wait, self._best_state = None, None, 0, None
+        self.stopped_epoch, self.message = None, None
 
     def _improved(self, value) -> bool:
         if self.best is None:
@@ -179,13 +188,136 @@ class EarlyStopping(Callback):
                 self._best_state = copy_tree((train_state.params, train_state.state))
             return False
         self.wait += 1
-        return self.wait >= self.patience
+        if self.wait >= self.patience:
+            self.stopped_epoch = record["epoch"]
+            return True
+        return False
 
     def on_train_end(self, train_state, history):
-        if self.wait >= self.patience:
-            history.stop_reason = (f"early stopping: {self.monitor} did not improve for {self.patience} epochs; "
-                                   f"best {self.best:.4g} at epoch {self.best_epoch}")
+        if self.stopped_epoch is not None:
+            best = "none (every value was nan)" if self.best is None else f"{self.best:.6g} at epoch {self.best_epoch}"
+            restored = (f"; restored the params of epoch {self.best_epoch}"
+                        if self.restore_best and self._best_state is not None else "; kept the last params")
+            self.message = (f"early stopping: {self.monitor} did not improve for {self.patience} epochs (patience "
+                            f"{self.patience}, mode {self.mode}, min_delta {self.min_delta:g}); best {best}; stopped "
+                            f"after epoch {self.stopped_epoch}{restored}")
+            history.stop_reason = self.message
+            if self.verbose:
+                self.print_fn(self.message)
         if self.restore_best and self._best_state is not None:
             params, state = self._best_state
             return train_state._replace(params=params, state=state)
         return train_state
+
+
+def _cell(value) -> str:
+    """One CSV cell: ints as ints, floats by ``repr`` (round-trips exactly; ``nan``, ``inf``, ``-inf``), ``None``
+    empty, anything else by ``str``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral) or (getattr(value, "shape", None) == () and
+                                               getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u")):
+        return str(int(value))
+    if isinstance(value, numbers.Real) or getattr(value, "shape", None) == ():
+        return repr(float(value))
+    return str(value)
+
+
+class CSVLogger(Callback):
+    """Write the history to a CSV file as it grows: one row per epoch, every entry of the epoch record a column.
+
+    The header is the first record's keys in order (``epoch, accuracy, loss, lr, steps, val_accuracy, val_loss,
+    time``; see ``History``). Each row is flushed when its epoch ends, so the rows of the epochs finished before a
+    crash stay on disk. Floats are written by ``repr`` (``float(cell)`` gives back the recorded value exactly;
+    ``nan``, ``inf`` and ``-inf`` as such), ints as ints, an entry an epoch lacks as an empty cell. A key that
+    first appears in a later record becomes a new last column: the file is rewritten (atomically) with the wider
+    header, the earlier rows' cells of it empty.
+
+    An existing file is refused (``ValueError``) unless ``append=True`` (add rows under its header; a new key widens
+    it as above) or ``overwrite=True`` (start the file afresh). With ``fit(..., resume=True)`` use ``append=True``:
+    the epochs run again after the last checkpoint then appear twice (the ``epoch`` column tells them apart).
+
+    Args:
+      path: the CSV file (its folder is created).
+      append: add to an existing file instead of refusing it.
+      overwrite: replace an existing file instead of refusing it.
+
+    Example:
+      >>> logger = CSVLogger("history.csv")
+      >>> logger.on_train_begin(History())
+      >>> logger.on_epoch_end(1, {"epoch": 1, "loss": 0.5, "lr": float("nan")}, None)
+      False
+      >>> _ = logger.on_train_end(None, History())
+      >>> with open("history.csv") as f:
+      ...     print(f.read().strip())
+      epoch,loss,lr
+      1,0.5,nan
+    """
+
+    def __init__(self, path, *, append: bool = False, overwrite: bool = False):
+        if append and overwrite:
+            raise ValueError("CSVLogger: append=True and overwrite=True contradict each other (append keeps the "
+                             "file's rows, overwrite deletes them); pass one of them")
+        self.path, self.append, self.overwrite = os.fspath(path), bool(append), bool(overwrite)
+        self.fields: list[str] | None = None
+        self._file = None
+        self._check_path()
+
+    def _check_path(self):
+        if os.path.exists(self.path) and not (self.append or self.overwrite):
+            raise ValueError(f"CSVLogger: {self.path!r} already exists; pass append=True to add rows to it, "
+                             f"overwrite=True to replace it, or another path")
+
+    def on_train_begin(self, history):
+        self._close()
+        self._check_path()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.fields = None
+        if self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="") as f:
+                self.fields = next(csv.reader(f), None)
+            self._file = open(self.path, "a", newline="")
+        else:
+            self._file = open(self.path, "w", newline="")
+
+    def _widen(self, new):
+        """Rewrite the file with ``new`` keys appended to the header (earlier rows get empty cells)."""
+        self._close()
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.fields = self.fields + new
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a", newline="")
+
+    def on_epoch_end(self, epoch, record, train_state):
+        if self._file is None:
+            raise ValueError("CSVLogger: on_epoch_end before on_train_begin; pass the logger to fit(callbacks=[...]) "
+                             "or call on_train_begin first")
+        if self.fields is None:
+            self.fields = list(record)
+            csv.writer(self._file).writerow(self.fields)
+        new = [k for k in record if k not in self.fields]
+        if new:
+            self._widen(new)
+        csv.writer(self._file).writerow([_cell(record.get(k)) for k in self.fields])
+        self._file.flush()
+        return False
+
+    def _close(self):
+        if getattr(self, "_file", None) is not None:   # (also from __del__ after a refused __init__)
+            self._file.close()
+            self._file = None
+
+    def on_train_end(self, train_state, history):
+        self._close()
+        return train_state
+
+    def __del__(self):   # a run that crashed never called on_train_end: close the file (its rows are flushed)
+        self._close()
