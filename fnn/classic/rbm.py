@@ -51,7 +51,8 @@ def _batch(where, params, V, name="visible states", width=None):
     V = jnp.asarray(V)
     d = params.W.shape[0] if width is None else width
     if V.ndim != 2 or V.shape[1] != d:
-        raise ValueError(f"{where}: expected {name} of shape (n, {d}), got {V.shape}; pass a batch, e.g. v[None]")
+        hint = "pass a batch, e.g. v[None]" if V.ndim == 1 else f"each row needs {d} entries, one per unit"
+        raise ValueError(f"{where}: expected {name} of shape (n, {d}), got {V.shape}; {hint}")
     return V
 
 

@@ -67,8 +67,7 @@ from fnn.initializers import glorot_normal as glorot
 from fnn.initializers import normal as randn
 
 # --- the modules themselves (``fnn.layers.<module>``) ---------------------------------------------------------
-from fnn.layers import base, dense, units, conv, pooling, normalization, dropout, recurrent, attention
-from fnn.layers import augment
+from fnn.layers import base, dense, units, conv, pooling, normalization, dropout, recurrent, attention, augment
 
 __all__ = [
     # contract & combinators

@@ -91,7 +91,7 @@ from fnn.train.lr_finder import (
 # --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
 from fnn.train import (
     engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
-    checkpoint, distributed, precision, selection, transfer, adversarial,
+    checkpoint, distributed, precision, selection, transfer, adversarial, truncated, lr_finder,
 )
 
 __all__ = [
@@ -108,7 +108,7 @@ __all__ = [
     "distributed", "precision", "selection",
     "reuse", "init_transfer", "transfer_params", "layer_mask", "freeze", "scale_where", "FreezeState",
     "fgsm", "adversarial_loss", "adversarial_accuracy", "adversarial_training", "AdversarialTraining", "pack_labels",
-    "transfer", "adversarial",
+    "transfer", "adversarial", "truncated", "lr_finder",
     "TBPTTResult", "tbptt", "make_tbptt", "window_loss", "run_steps", "check_windows", "bits_per_character",
     "LRFinderResult", "find_lr", "plot_lr_finder",
 ]
