@@ -192,3 +192,23 @@ def test_activation_monitor_uses_the_model_state(key):
     (epoch, stats), = mon.records
     want = dg.activation_stats(model, params, x, state=state, train=False)
     assert epoch == 1 and stats == want and stats[0].path == "2/Tanh"
+
+
+def test_update_ratio_monitor_divides_by_the_steps_since_its_last_check():
+    """fit's records carry the running step count; the monitor divides by the steps between two checks (a bug
+    divided epoch e's change by e * steps_per_epoch)."""
+    train = pytest.importorskip("fnn.train")
+    nb, every = 4, 2
+    params = [{"W": np.full((2, 3), 1.0 + 0.1 * e), "b": np.arange(3.0) + e} for e in range(6)]
+    mon = dg.UpdateRatioMonitor(every=every, print_fn=None)
+    mon.on_train_begin(None)
+    for e in range(1, 6):
+        mon.on_epoch_end(e, {"steps": e * nb}, train.TrainState(params[e], None, None))
+    assert [e for e, _ in mon.records] == [2, 4]
+    for (e, ratios), prev in zip(mon.records, (1, 2)):
+        before, after = params[prev], params[e]
+        taken = (e - prev) * nb
+        for leaf, name in (("W", "W"), ("b", "b")):
+            want = np.linalg.norm((after[leaf] - before[leaf]) / taken) / np.linalg.norm(before[leaf])
+            got = [v for k, v in ratios.items() if name in k]
+            assert got == [pytest.approx(want, rel=1e-6)], (e, leaf, ratios, want)

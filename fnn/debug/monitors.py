@@ -52,27 +52,28 @@ class ActivationMonitor(_Every):
 
 class UpdateRatioMonitor(_Every):
     """Every ``every`` epochs: :func:`update_ratios` of the change since the last check, divided by the steps taken
-    (``record["steps"]`` per epoch), i.e. the mean per-step update ratio; ``records`` holds ``(epoch, ratios)``."""
+    since then (the difference of the records' running step counts ``record["steps"]``), i.e. the mean per-step
+    update ratio; ``records`` holds ``(epoch, ratios)``."""
 
     def __init__(self, every: int = 1, print_fn: Callable | None = print):
         super().__init__(every, print_fn)
-        self._prev, self._steps = None, 0
+        self._prev, self._at = None, 0
 
     def on_train_begin(self, history) -> None:
-        self._prev, self._steps = None, 0
+        self._prev, self._at = None, 0
 
     def on_epoch_end(self, epoch, record, train_state) -> bool:
-        self._steps += int(record.get("steps", 1))
+        steps = int(record.get("steps", epoch))   # fit's running count of steps taken (epoch count without it)
         if self._prev is None:  # first epoch: nothing to compare with yet
-            self._prev, self._steps = copy_tree(train_state.params), 0
+            self._prev, self._at = copy_tree(train_state.params), steps
             return False
         if self._due(epoch):
-            delta = jax.tree_util.tree_map(lambda a, b: (a - b) / max(self._steps, 1), train_state.params,
-                                           self._prev)
+            taken = max(steps - self._at, 1)
+            delta = jax.tree_util.tree_map(lambda a, b: (a - b) / taken, train_state.params, self._prev)
             ratios = update_ratios(self._prev, delta)
             self.records.append((epoch, ratios))
             self._print(f"epoch {epoch}: mean per-step update ratios\n{update_ratio_table(ratios)}")
-            self._prev, self._steps = copy_tree(train_state.params), 0
+            self._prev, self._at = copy_tree(train_state.params), steps
         return False
 
 
