@@ -8,7 +8,8 @@ Dimension numbers name the axes of the input, the kernel and the output with one
 ``("NHWC", "HWIO", "NHWC")`` is a batch of images with channels last and an ``(h, w, c_in, c_out)`` kernel.
 ``N`` = batch, ``C`` = channels, ``I``/``O`` = input/output channels of the kernel, any other letter = a spatial
 axis. Padding is ``"VALID"`` (no padding), ``"SAME"`` (output size ceil(n / s)), ``"SAME_LOWER"``, or explicit
-``(low, high)`` pairs, one per spatial axis.
+``(low, high)`` pairs, one per spatial axis. The forward convolutions run through :func:`fnn.layers.conv_grad.conv`
+(XLA's path with ``impl="auto"``; see its module for the matrix-product weight gradient).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from jax import lax
 
 from fnn import initializers as ini
 from fnn.layers.base import Layer
+from fnn.layers.conv_grad import conv
 
 __all__ = [
     "ConvParams", "GeneralConv", "Conv", "Conv1D", "Conv3D",
@@ -132,7 +134,7 @@ def _conv_layer(name: str, transpose: bool, dimension_numbers, out_chan, filter_
         if transpose:
             y = lax.conv_transpose(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
         else:
-            y = lax.conv_general_dilated(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
+            y = conv(inputs, W, strides, padding, dimension_numbers=(lhs, rhs, out))
         return y if b is None else y + b
 
     return Layer(init, apply, kind=name, keywords=())

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from fnn.layers import pool_grad
 from fnn.layers.base import Layer
 from fnn.layers.conv import check_padding, positive_ints
 
@@ -41,7 +42,8 @@ def _full(values: tuple[int, ...], axes: tuple[int, int]) -> tuple[int, ...]:
 
 def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula: str):
     def PoolingLayer(window_shape: Sequence[int], strides: Sequence[int] | None = None, padding="VALID",
-                     spec: str | None = None) -> Layer:
+                     spec: str | None = None, impl: str = "auto") -> Layer:
+        pool_grad.use_fast_pooling(impl)   # checks impl early
         window = positive_ints(name, "window_shape", window_shape)
         n = len(window)
         stride = positive_ints(name, "strides", strides, n) if strides is not None else (1,) * n
@@ -49,6 +51,7 @@ def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula:
         axes = _non_spatial(name, spec, n + 2)
         full_window, full_strides = _full(window, axes), _full(stride, axes)
         full_pad = pad if isinstance(pad, str) else tuple(_full_pairs(pad, axes))
+        full_pad_key = full_pad if isinstance(full_pad, str) else tuple(map(tuple, full_pad))  # hashable
 
         def check_rank(shape, what):
             if len(shape) != n + 2:
@@ -72,10 +75,16 @@ def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula:
 
         def apply(params, inputs, **kwargs):
             check_rank(inputs.shape, "inputs")
-            # A NumPy constant as the initial value lets lax recognize the max/add monoid, whose reduce_window is
-            # differentiable; a jax array (a tracer under jit) would select the generic, non-differentiable path.
-            y = lax.reduce_window(inputs, np.asarray(init_val, inputs.dtype), reducer, full_window, full_strides,
-                                  full_pad)
+            if pool_grad.use_fast_pooling(impl) and jnp.issubdtype(inputs.dtype, jnp.floating):
+                # Same values as below, a faster derivative on the CPU (fnn.layers.pool_grad, issue 17).
+                fast = pool_grad.max_pool if reducer is lax.max else pool_grad.sum_pool
+                y = fast(inputs, full_window, full_strides, full_pad_key)
+            else:
+                # A NumPy constant as the initial value lets lax recognize the max/add monoid, whose reduce_window
+                # is differentiable; a jax array (a tracer under jit) would select the generic, non-differentiable
+                # path.
+                y = lax.reduce_window(inputs, np.asarray(init_val, inputs.dtype), reducer, full_window,
+                                      full_strides, full_pad)
             if not average:
                 return y
             # Divide by the number of real (non-padding) entries in each window.
@@ -101,6 +110,8 @@ def _pool(name: str, reducer: Callable, init_val: float, average: bool, formula:
         non-overlapping pooling of LeNet-style networks).
       padding: ``"VALID"``, ``"SAME"``, ``"SAME_LOWER"`` or ``(low, high)`` pairs.
       spec: axis letters of the input (``"NHWC"``, ``"NCHW"``, ...); default batch first, channels last.
+      impl: the derivative: ``"auto"`` (``fnn.layers.pool_grad``'s rewritten one on the CPU, XLA's
+        ``reduce_window`` rules elsewhere), ``"fast"`` or ``"xla"``. Outputs are the same either way.
 
     Returns:
       ``Layer`` with params ``()``; (n, h, w, c) -> (n, h', w', c).
