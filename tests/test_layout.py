@@ -128,7 +128,7 @@ def test_modules_are_small(module):
 
 def test_the_layout_is_the_documented_one():
     folders = sorted(p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists())
-    assert folders == sorted(EAGER | LAZY)
+    assert sorted(set(folders) - FOUNDATIONS) == sorted(EAGER | LAZY)  # a foundation may be a package (losses/)
     files = sorted(p.stem for p in ROOT.glob("*.py") if p.stem != "__init__")
     assert set(files) <= FOUNDATIONS, f"top-level modules {set(files) - FOUNDATIONS} belong in a folder"
     contributing = (ROOT.parent / "CONTRIBUTING.md").read_text()

@@ -25,6 +25,10 @@ from one epoch to the next.
 Remainder rule: an epoch is ``n // batch_size`` full batches of its permutation; the last ``n % batch_size``
 examples of the permutation sit that epoch out (a different random set each epoch).
 
+Targets may be a pytree whose leaves all have the n examples on axis 0, gathered with the same batch indices:
+``(y, v)`` with per-example weights ``v`` and the loss and metrics of ``fnn.train.weighting.weighted_objective``
+(``fit(sample_weight=..., class_weight=...)``). Every function here passes ``y`` through unchanged.
+
 Non-finite loss (``make_epoch_runner``, the same for one model and for a vmapped batch of models): the epoch runs
 unguarded; if some step's loss was not finite, the epoch is replayed from its starting state with the guarded step,
 which keeps the old parameters from the first bad step on. The run then stops after that epoch and each model keeps
@@ -86,7 +90,7 @@ def make_step_body(apply, loss, metrics, guard=True, mesh=None):
 
     def body(optimizer, l2, ts, bad, i, x, y, key):
         if mesh is not None:  # data parallelism: split the gathered batch over the mesh's data axis
-            x, y = (lax.with_sharding_constraint(a, batch_sharding(mesh)) for a in (x, y))
+            x, y = jax.tree.map(lambda a: lax.with_sharding_constraint(a, batch_sharding(mesh)), (x, y))
         grad_fn = jax.value_and_grad(objective, has_aux=True)
         (_, (value, out, new_state)), grads = grad_fn(ts.params, ts.state, x, y, key, l2)
         updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
@@ -115,7 +119,8 @@ def batch_indices(shuffle_key, n: int, batch_size: int):
 
 
 def _gather(a, idx):
-    return a.at[idx].get(mode="promise_in_bounds", unique_indices=True)
+    """``a[idx]`` for an array or a pytree of arrays (targets with weights, ``(y, v)``)."""
+    return jax.tree.map(lambda leaf: leaf.at[idx].get(mode="promise_in_bounds", unique_indices=True), a)
 
 
 def make_train_step(apply, loss, optimizer, *, metrics: Sequence = ("accuracy",), l2: float | None = None,

@@ -99,8 +99,11 @@ def as_array(a):
 
 
 def check_data(X, y, batch_size, name: str) -> int:
-    """Validate the data (``fnn.data.validate_xy``) and ``1 <= batch_size <= n``; return ``batch_size`` as an int."""
-    validate_xy(X, y, name=name)
+    """Validate the data (``fnn.data.validate_xy``) and ``1 <= batch_size <= n``; return ``batch_size`` as an int.
+
+    ``y`` may be a pytree of targets (``(y, v)``, targets with weights): each leaf is validated against ``X``."""
+    for leaf in jax.tree.leaves(y):
+        validate_xy(X, leaf, name=name)
     n = int(X.shape[0])
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
         raise ValueError(f"{name}: batch_size must be an integer in [1, {n}] (the number of training examples), got "
@@ -113,11 +116,14 @@ def check_model(apply, loss, metrics, params, state, X, y, batch_size, name):
 
     Args:
       apply, loss, metrics: as ``fnn.train.fit`` (metric names or functions). params, state: one model's.
-      X, y: the data (only shapes and dtypes are used). batch_size: the batch to trace. name: for the messages.
+      X, y: the data (only shapes and dtypes are used; ``y`` may be a pytree such as ``(y, v)``, whose first leaf is
+        checked as the labels). batch_size: the batch to trace. name: for the messages.
     """
     metric_fns = [get_metric(m) for m in metrics]
     x = jax.ShapeDtypeStruct((batch_size,) + tuple(X.shape[1:]), X.dtype)
-    t = jax.ShapeDtypeStruct((batch_size,) + tuple(y.shape[1:]), y.dtype)
+    t = jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch_size,) + tuple(a.shape[1:]), a.dtype), y)
+    t_shape = jax.tree.map(lambda a: a.shape, t)
+    y = jax.tree.leaves(y)[0]
     try:
         out = jax.eval_shape(lambda p, s, a: forward(apply, p, s, a, train=False)[0], params, state, x)
     except Exception as e:  # noqa: BLE001  (re-raised with the shapes that explain it)
@@ -135,7 +141,7 @@ def check_model(apply, loss, metrics, params, state, X, y, batch_size, name):
             jax.eval_shape(fn, out, t)
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{name}: the model's output of shape {out.shape} does not fit the loss/metrics with "
-                         f"targets of shape {t.shape} ({e}); make the last layer's width match the targets "
+                         f"targets of shape {t_shape} ({e}); make the last layer's width match the targets "
                          f"(e.g. Dense(num_classes) for integer labels) or pick the loss that fits them") from e
     if getattr(value, "shape", None) != ():
         raise ValueError(f"{name}: expected the loss to return a scalar, got shape {getattr(value, 'shape', value)}; "

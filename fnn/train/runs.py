@@ -80,14 +80,18 @@ def _fingerprint(a) -> dict:
     return {"shape": list(a.shape), "dtype": a.dtype.name, "sha256": hashlib.sha256(a.data).hexdigest()}
 
 
-def run_manifest(params, opt_state, optimizer, X, y, *, key, batch_size: int, epochs: int) -> dict:
-    """The manifest of a run (see the module docstring): what makes it this run and no other."""
+def run_manifest(params, opt_state, optimizer, X, y, *, key, batch_size: int, epochs: int, weights=None) -> dict:
+    """The manifest of a run (see the module docstring): what makes it this run and no other (``weights``: the
+    per-example loss weights of ``fit(sample_weight=, class_weight=)``, recorded when given)."""
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    data = {"X": _fingerprint(X), "y": _fingerprint(y)}
+    if weights is not None:
+        data["weights"] = _fingerprint(weights)
     return {
         "params": [[jax.tree_util.keystr(p), list(np.shape(x)), np.dtype(getattr(x, "dtype", np.float64)).name]
                    for p, x in leaves],
         "optimizer": dict(describe_optimizer(optimizer), state=str(jax.tree_util.tree_structure(opt_state))),
-        "data": {"X": _fingerprint(X), "y": _fingerprint(y)},
+        "data": data,
         "seed": np.asarray(jax.random.key_data(key)).ravel().tolist(),
         "batch_size": int(batch_size),
         "epochs": int(epochs),
