@@ -34,6 +34,8 @@ from fnn.train.engine import (
 )
 from fnn.train.evaluation import as_array, check_data, check_model, make_evaluator
 from fnn.train.runs import prepare_run_folder, run_manifest
+from fnn.train.sources import as_source, first_batch, make_source_epoch
+from fnn.train.weighting import example_weights, weighted_objective, with_weights
 
 __all__ = ["FitResult", "FitResultWithState", "fit", "check_fit_arguments", "check_validation", "choose_modes",
            "make_fit_epoch", "epoch_record", "non_finite_message", "checkpoint_tree", "resume_from", "check_fit_inputs",
@@ -156,21 +158,30 @@ def _progress_bar(progress, total, desc):
 
 
 def make_fit_epoch(apply, loss, optimizer, batch_size, *, epoch_mode, scan_unroll=1, metrics=("accuracy",), l2=None,
-                   mesh=None, progress=False, epochs=1):
+                   mesh=None, progress=False, epochs=1, source=None, prefetch=2):
     """``run(ts, X, y, key, e) -> (ts, bad, means)``: epoch ``e`` of ``fit`` in the chosen mode.
 
     ``"scan"``: ``fnn.train.engine.make_epoch_runner`` (one compiled program, replayed guarded after a non-finite
     loss). ``"loop"``: a Python loop of compiled guarded steps (with a per-step progress bar when ``progress``).
-    ``means`` are the epoch's mean stats over the steps before the first non-finite one (``epoch_means``).
+    With a ``source`` (``fnn.train.sources``; ``X, y`` are then ignored): the loop over its batches, ``prefetch``
+    of them read ahead. ``means`` are the epoch's mean stats over the steps before the first non-finite one.
     """
-    if epoch_mode == "scan":
+    if epoch_mode == "scan" and source is None:
         return make_epoch_runner(lambda guard: make_epoch(apply, loss, optimizer, batch_size, metrics=metrics, l2=l2,
                                                           guard=guard, mesh=mesh, unroll=scan_unroll))
-    loop_epoch = make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)
+    if source is None:
+        loop_epoch = make_loop_epoch(apply, loss, optimizer, batch_size, metrics, l2, mesh)
+    else:
+        source_epoch = make_source_epoch(apply, loss, optimizer, batch_size, metrics, l2, prefetch=prefetch)
 
     def run(ts, X, y, key, e):
-        bar = _progress_bar(progress, X.shape[0] // batch_size, f"epoch {e + 1}/{epochs}")
-        ts, bad, stats = loop_epoch(ts, X, y, jax.random.fold_in(key, e), None if bar is None else bar.update)
+        total = X.shape[0] // batch_size if source is None else source.steps_per_epoch(batch_size)
+        bar = _progress_bar(progress, total, f"epoch {e + 1}/{epochs}")
+        on_step = None if bar is None else bar.update
+        if source is None:
+            ts, bad, stats = loop_epoch(ts, X, y, jax.random.fold_in(key, e), on_step)
+        else:
+            ts, bad, stats = source_epoch(ts, source, key, e, on_step)
         if bar is not None:
             bar.close()
         bad = int(bad)
@@ -250,13 +261,23 @@ def _save(checkpoint_dir, e, ts, key, history, keep):
     checkpoint.save(checkpoint_dir, e + 1, checkpoint_tree(ts, e + 1, key), keep=keep)
 
 
+def _check_source_modes(epoch_mode, mesh):
+    if epoch_mode == "scan":
+        raise ValueError("fit: epoch_mode='scan' needs the data in memory, got a source of batches (a memmap, an "
+                         "indexable or batches(epoch)); use epoch_mode='loop' or 'auto', or pass in-memory arrays")
+    if mesh is not None:
+        raise ValueError("fit: mesh= (data parallelism) is not supported with a source of batches yet; pass "
+                         "mesh=None or in-memory arrays")
+
+
 def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, key, state=None, validation=None,
         metrics: Sequence = ("accuracy",), callbacks: Sequence[Callback] = (), epoch_mode: str = "auto",
         scan_unroll: int | None = None,
         progress: bool | None = None, verbose: bool = True, learning_rate=None, l2: float | None = None,
         opt_state=None, eval_batch_size: int = 1024, checkpoint_dir=None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, overwrite: bool = False,
-        print_fn: Callable[[str], None] = print, mesh=None):
+        print_fn: Callable[[str], None] = print, mesh=None, prefetch: int = 2, sample_weight=None,
+        class_weight=None):
     """Train a model with mini-batch gradient steps, compiled; return the trained params, optimizer state, history.
 
     Each epoch ``e`` shuffles on the device with ``fold_in(key, e)`` and runs ``n // batch_size`` steps of
@@ -269,7 +290,12 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       apply: the model's apply function. params: its parameters (not modified; fit works on a copy).
       optimizer: an fnn optimizer or any optax ``GradientTransformation``.
       loss: ``loss(outputs, targets) -> scalar``.
-      X: ``(n, ...)`` inputs; y: ``(n,)`` integer labels or ``(n, ...)`` targets (NumPy or JAX).
+      X: ``(n, ...)`` inputs; y: ``(n,)`` integer labels or ``(n, ...)`` targets (NumPy or JAX). Data larger
+        than memory (``fnn.train.sources``, docs/data.md): a ``np.memmap`` (``np.load(path, mmap_mode="r")``) or
+        any indexable ``X``/``y`` (or ``ArraySource(X, y)``, ``y=None``) is read batch by batch, with the in-memory
+        epoch's permutation and keys (the same params as ``epoch_mode="loop"`` on the arrays, bit for bit); a
+        function ``X = batches(epoch) -> iterable of (x, y)`` with ``y=None`` supplies each epoch's batches itself
+        (shuffling is its business; ``batch_size`` must equal their size). Sources run in loop mode.
       epochs: number of epochs (the total, when resuming). batch_size: ``1 <= batch_size <= n``.
       key: a ``jax.random`` key: shuffling, dropout.
       state: the model state for stateful models (``fnn.layers.init_with_state``); then the result has ``state``.
@@ -297,9 +323,15 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
       overwrite: a fresh run (``resume=False``) into a ``checkpoint_dir`` holding another run is refused unless
         ``overwrite=True``, which deletes that run's checkpoints and history first.
       print_fn: where the lines go.
+      sample_weight: optional ``(n,)`` weights s_i >= 0, one per training example.
+      class_weight: optional ``{class: weight}`` dict (missing classes weigh 1), ``(K,)`` array, or ``"balanced"``
+        (c_k = n / (K count_k), scikit-learn's). With either, each batch's loss is the weighted mean
+        ``sum_i v_i C_i / sum_i v_i`` with ``v_i = s_i c_(y_i)`` (``fnn.train.weighting``; the loss must take
+        ``weights=``, as every ``fnn.losses`` loss does); metrics and validation stay unweighted.
       mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.train.distributed.data_mesh()``) for data parallelism: params and
         optimizer state replicated, every batch split over the devices (``batch_size`` must divide by their
         number), gradients and BatchNorm statistics over the global batch; equal to one device up to rounding.
+      prefetch: with a source, the batches read and put on the device ahead by a background thread (default 2).
 
     Returns:
       ``FitResult(params, opt_state, history)``, or ``FitResultWithState(params, opt_state, history, state)`` when
@@ -323,28 +355,44 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     check_fit_arguments(epochs=epochs, epoch_mode=epoch_mode, scan_unroll=scan_unroll, resume=resume,
                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     apply, optimizer, key, X, y = check_fit_inputs(apply, optimizer, key, X, y)
-    batch_size = check_data(X, y, batch_size, "fit")
-    warn_full_batch_rule(optimizer, batch_size, int(X.shape[0]))
+    source = as_source(X, y, "fit")
+    if source is None:
+        batch_size = check_data(X, y, batch_size, "fit")
+    else:   # data larger than memory (fnn/train/sources.py): the checks run on the first batch
+        _check_source_modes(epoch_mode, mesh)
+        batch_size, X, y = first_batch(source, key, batch_size, "fit")
+        check_data(X, y, batch_size, "fit")
+        epoch_mode = "loop"
+    n = int(X.shape[0]) if source is None or source.n is None else source.n
+    warn_full_batch_rule(optimizer, batch_size, n)
     check_model(apply, loss, metrics, params, state, X, y, batch_size, "fit")
     validation = check_validation(validation, apply, loss, metrics, params, state)
     X, y = jnp.asarray(X), jnp.asarray(y)
+    if source is not None and (sample_weight is not None or class_weight is not None):
+        raise ValueError("fit: sample_weight/class_weight need in-memory arrays X, y, not a data source")
+    v = example_weights(y, sample_weight, class_weight)  # None when both are None (fnn/train/weighting.py)
+    train_loss, train_metrics = (loss, metrics) if v is None else weighted_objective(loss, metrics)
+    targets = with_weights(y, None if v is None else jnp.asarray(v))
     ts = copy_tree(TrainState(params, check_opt_state(optimizer, params, opt_state), state))
     if checkpoint_dir is not None:   # one folder, one run (fnn/train/runs.py), checked before anything trains
-        prepare_run_folder(checkpoint_dir, run_manifest(params, ts.opt_state, optimizer, X, y, key=key,
-                                                        batch_size=batch_size, epochs=epochs),
+        data_xy = (X, y) if source is None else source.manifest_data()
+        prepare_run_folder(checkpoint_dir, run_manifest(params, ts.opt_state, optimizer, *data_xy, key=key,
+                                                        batch_size=batch_size, epochs=epochs, weights=v),
                            resume=resume, overwrite=overwrite)
     if mesh is not None:  # data parallelism: data and train state on every device once (fnn/train/distributed.py)
         check_batch_size(batch_size, mesh, "fit")
-        X, y, ts, validation = replicate((X, y, ts, validation), mesh)
+        X, targets, ts, validation = replicate((X, targets, ts, validation), mesh)
     history = History()
     ts, start = resume_from(checkpoint_dir, ts, key, history) if resume else (ts, 0)
-    epoch_mode, scan_unroll = choose_modes(epoch_mode, scan_unroll, apply, loss, optimizer, ts, X[:batch_size],
-                                           y[:batch_size], key, metrics)
-    run_epoch = make_fit_epoch(apply, loss, optimizer, batch_size, epoch_mode=epoch_mode, scan_unroll=scan_unroll,
-                               metrics=metrics, l2=l2, mesh=mesh, progress=progress, epochs=epochs)
+    epoch_mode, scan_unroll = choose_modes(epoch_mode, scan_unroll, apply, train_loss, optimizer, ts, X[:batch_size],
+                                           jax.tree.map(lambda a: a[:batch_size], targets), key, train_metrics)
+    run_epoch = make_fit_epoch(apply, train_loss, optimizer, batch_size, epoch_mode=epoch_mode,
+                               scan_unroll=scan_unroll, metrics=train_metrics, l2=l2, mesh=mesh, progress=progress,
+                               epochs=epochs, source=source,
+                               prefetch=prefetch)
     evaluator = None if validation is None else make_evaluator(apply, loss, metrics=metrics,
                                                                batch_size=eval_batch_size)
-    nb = int(X.shape[0]) // batch_size
+    nb = n // batch_size
 
     for cb in callbacks:
         cb.on_train_begin(history)
@@ -353,7 +401,8 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         epoch_bar.update(start)
     for e in range(start, epochs):
         t0 = time.perf_counter()
-        ts, bad, means = run_epoch(ts, X, y, key, e)
+        ts, bad, means = run_epoch(ts, X, targets, key, e)
+        nb = nb if source is None else source.steps_per_epoch(batch_size)
         cause = means.pop("nonfinite", None) or "loss"
         record = epoch_record(e, means, bad, nb, learning_rate=learning_rate, opt_state=ts.opt_state)
         if validation is not None:
