@@ -1,8 +1,10 @@
-"""The ``fnn`` console command: ``fnn train``, ``info``, ``compare``, ``lab`` and ``gradcheck``, one module each.
+"""The ``fnn`` console command: ``fnn train``, ``evaluate``, ``predict``, ``info``, ``compare``, ``lab``, ``gradcheck``.
 
     fnn train                         # MLP on scikit-learn's bundled 8x8 digits, < 1 minute on a 2-core CPU
     fnn train --dataset fashion-mnist --model cnn --epochs 10 --out runs/fm-cnn
     fnn train --out runs/fm-cnn --dataset fashion-mnist --model cnn --epochs 20 --resume   # continue a run
+    fnn evaluate runs/fm-cnn          # the kept model on the test split again (fnn/cli/evaluate.py)
+    fnn predict runs/fm-cnn images.npy --out pred.csv --probabilities
     fnn info                          # JAX devices and library versions
     fnn lab --out runs/lab            # tune and compare optimizer rules on a suite of workloads (fnn/lab)
 
@@ -16,6 +18,7 @@ import argparse
 import importlib
 import sys
 
+from fnn.cli import evaluate as _evaluate
 from fnn.cli import info as _info
 from fnn.cli.args import Parser
 from fnn.cli import train as _train
@@ -48,8 +51,9 @@ def main(argv=None) -> int:
     if argv and argv[0] in _TOOLS:
         return _delegate(argv[0], argv[1:])
     parser = Parser(prog="fnn", description="fnn: a functional neural-network toolkit on JAX.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,info,compare,lab,gradcheck}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict,info,compare,lab,gradcheck}")
     _train.add_parser(sub)
+    _evaluate.add_parsers(sub)
     sub.add_parser("info", help="JAX devices and library versions")
     sub.add_parser("compare", help="compare optimizers (fnn.cli.compare)", add_help=False)
     sub.add_parser("lab", help="tune and compare optimizer rules on a suite of workloads (fnn.cli.lab)",
@@ -59,7 +63,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return _train.run(args) if args.command == "train" else _info.run(args)
+    run = {"train": _train.run, "evaluate": _evaluate.run_evaluate, "predict": _evaluate.run_predict}
+    return run.get(args.command, _info.run)(args)
 
 
 if __name__ == "__main__":

@@ -18,26 +18,24 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 
-from fnn.cli.args import non_negative_int, widths
+from fnn.cli.args import non_negative_int, positive_int, widths
+from fnn.cli.run_files import DEFAULTS, CommandError, data_mesh_for, defaults_table, input_shape
+from fnn.cli.run_files import fail as _fail
+from fnn.cli.run_files import load_splits as _load
 
 __all__ = ["DEFAULTS", "build_model", "add_parser", "run", "load_model", "CommandError"]
 
 #: the run's settings that a resume must repeat (``epochs`` may grow)
-SAME_ON_RESUME = ("dataset", "model", "hidden", "optimizer", "lr", "schedule", "batch_size", "seed")
-
-# Per-dataset defaults: (hidden widths, optimizer, learning rate, epochs, batch size).
-DEFAULTS = {
-    "digits": {"hidden": "128", "optimizer": "adam", "lr": 3e-3, "epochs": 30, "batch_size": 32},
-    "fashion-mnist": {"hidden": "256,128", "optimizer": "adam", "lr": 1e-3, "epochs": 15, "batch_size": 128},
-    "mnist": {"hidden": "256,128", "optimizer": "adam", "lr": 1e-3, "epochs": 10, "batch_size": 128},
-}
+SAME_ON_RESUME = ("dataset", "model", "hidden", "optimizer", "lr", "schedule", "batch_size", "seed", "precision",
+                  "augment")
+#: the value a setting had in runs written before it existed
+_BEFORE = {"precision": "float32"}
 
 
 def build_model(name: str, hidden, num_classes: int, image_shape=None):
-    """The models of ``fnn train``: an MLP with ReLU hidden layers, or a small CNN.
+    """The models of ``fnn train``: an MLP with ReLU hidden layers, or a small CNN (``fnn.train.saved_runs``).
 
     CNN: ``Conv(c1, 3x3, SAME), ReLU, MaxPool(2x2, stride 2), Conv(c2, 3x3, SAME), ReLU, MaxPool(2x2, stride 2),
     Flatten, Dense(num_classes)`` with ``(c1, c2) = hidden[:2]`` (default 32, 64). Inputs are NHWC images.
@@ -46,82 +44,40 @@ def build_model(name: str, hidden, num_classes: int, image_shape=None):
       name: ``"mlp"`` or ``"cnn"``.
       hidden: list of widths (MLP hidden layers / CNN channels).
       num_classes: outputs (logits).
-      image_shape: ``(H, W, C)`` for the CNN.
+      image_shape: unused (the layers infer it at ``init``); kept for callers that pass it.
 
     Returns:
       A ``fnn.layers.Layer``.
     """
-    from fnn import layers as L
-    if name == "mlp":
-        return L.mlp(list(hidden) + [num_classes], L.Relu)
-    if name == "cnn":
-        c1, c2 = (list(hidden) + [32, 64])[:2] if len(hidden) < 2 else hidden[:2]
-        return L.serial(L.Conv(c1, (3, 3), padding="SAME"), L.Relu, L.MaxPool((2, 2), (2, 2)),
-                        L.Conv(c2, (3, 3), padding="SAME"), L.Relu, L.MaxPool((2, 2), (2, 2)),
-                        L.Flatten, L.Dense(num_classes))
-    raise ValueError(f"fnn train: unknown model {name!r}; expected 'mlp' or 'cnn'")
+    from fnn.train.saved_runs import MODEL_BUILDERS
+    if name not in MODEL_BUILDERS:
+        raise ValueError(f"fnn train: unknown model {name!r}; expected 'mlp' or 'cnn'")
+    return MODEL_BUILDERS[name](hidden, num_classes)
 
 
-class CommandError(SystemExit):
-    """A user mistake: its message went to stderr; ``code`` is the exit status (2 usage, 1 data or run problem)."""
-
-    def __init__(self, message: str, status: int):
-        super().__init__(status)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _fail(message: str, status: int):
-    print(message, file=sys.stderr)
-    raise CommandError(message, status)
-
-
-def _load(dataset, model, seed, data_dir):
-    """``(train, val, test, norm)``: the splits standardised with the training split's statistics, and those."""
-    import jax
-    import numpy as np
-
-    from fnn import data
-    flat = model == "mlp"
-    if dataset == "digits":
-        X, y = data.load_digits(flatten=flat)
-        train, val, test = data.train_val_test_split(X, y, (0.7, 0.15, 0.15), key=jax.random.key(seed),
-                                                     stratify=True)
-    else:
-        loader = data.load_fashion_mnist if dataset == "fashion-mnist" else data.load_mnist
-        X, y = loader(data_dir, split="train", flatten=flat)
-        test = loader(data_dir, split="test", flatten=flat)
-        train, val = (X[:-5000], y[:-5000]), (X[-5000:], y[-5000:])
-    stats = data.fit_standardizer(train[0].reshape(len(train[0]), -1))
-    if flat:
-        norm = {"mean": np.asarray(stats.mean, np.float32), "std": np.asarray(stats.std, np.float32)}
-    else:   # images: one mean/std for all pixels
-        norm = {"mean": np.float32(stats.mean.mean()), "std": np.float32(np.sqrt((stats.std ** 2).mean()))}
-    return (*(_standardise(part, norm) for part in (train, val, test)), norm)
-
-
-def _standardise(part, norm):
-    import numpy as np
-    X, y = part
-    return ((np.asarray(X, np.float32) - norm["mean"]) / norm["std"]).astype(np.float32), y
+def _per_dataset(key, fmt=str) -> str:
+    return "default: " + ", ".join(f"{name} {fmt(d[key])}" for name, d in DEFAULTS.items())
 
 
 def add_parser(sub):
+    import argparse
     p = sub.add_parser("train", help="train a model and write history, curves and results to --out",
-                       description="Train an MLP or a small CNN on digits, Fashion-MNIST or MNIST.")
+                       description="Train an MLP or a small CNN on digits, Fashion-MNIST or MNIST.",
+                       epilog=defaults_table(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=sorted(DEFAULTS), default="digits")
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     p.add_argument("--hidden", type=widths, default=None,
-                   help="hidden widths (MLP) or channels (CNN), comma-separated (default per dataset; CNN 32,64)")
-    p.add_argument("--optimizer", default=None, help="an fnn rule (sgd, momentum, adam, ...) or optax:<name>")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default per dataset)")
+                   help="hidden widths (MLP) or channels (CNN), comma-separated (MLP " + _per_dataset("hidden")
+                        + "; CNN 32,64)")
+    p.add_argument("--optimizer", default=None, help="an fnn rule (sgd, momentum, adam, ...) or optax:<name> ("
+                   + _per_dataset("optimizer") + ")")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (" + _per_dataset("lr", "{:g}".format)
+                   + ")")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="learning rate: constant, or cosine decay from --lr to 0 over all the training steps "
                         "(default: cosine for --model cnn, constant for mlp)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help=_per_dataset("epochs"))
+    p.add_argument("--batch-size", type=int, default=None, help=_per_dataset("batch_size"))
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
@@ -130,7 +86,28 @@ def add_parser(sub):
     p.add_argument("--epoch-mode", choices=("auto", "scan", "loop"), default="auto")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files (Fashion-MNIST/MNIST)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--find-lr", action="store_true",
+                   help="run the learning-rate range test (fnn.train.find_lr, 1e-6 to 10 in 100 steps) on the "
+                        "training split, write lr_finder.png and lr_finder.json to --out, print the suggested rate "
+                        "and exit without training")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="compute in bfloat16 with float32 master weights (fnn.train.precision), default float32")
+    p.add_argument("--devices", type=positive_int, default=None,
+                   help="data parallelism over the first N devices (fnn.train.distributed.data_mesh); "
+                        "--batch-size must divide by N (default: no mesh)")
+    p.add_argument("--augment", action="store_true",
+                   help="on-device augmentation for --model cnn (fnn.layers.RandomCrop/RandomFlip, training only): "
+                        "random crops with 2-pixel padding (1 for 8x8 digits), and horizontal flips for "
+                        "fashion-mnist only (digits are not mirror-symmetric)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files (scalars per epoch; fnn.train.TensorBoard, through "
+                        "tensorboardX) to <out>/tensorboard; view with: tensorboard --logdir <out>")
     return p
+
+
+def augmentation(dataset: str) -> dict:
+    """``fnn train --augment``'s setting for a dataset: crop padding and flip probability."""
+    return {"crop_padding": 1 if dataset == "digits" else 2, "flip": 0.5 if dataset == "fashion-mnist" else 0.0}
 
 
 def _settings(args) -> dict:
@@ -141,7 +118,10 @@ def _settings(args) -> dict:
            "optimizer": args.optimizer or d["optimizer"], "lr": d["lr"] if args.lr is None else args.lr,
            "schedule": args.schedule or ("cosine" if args.model == "cnn" else "constant"),
            "epochs": d["epochs"] if args.epochs is None else args.epochs,
-           "batch_size": d["batch_size"] if args.batch_size is None else args.batch_size, "seed": args.seed}
+           "batch_size": d["batch_size"] if args.batch_size is None else args.batch_size, "seed": args.seed,
+           "precision": args.precision, "augment": augmentation(args.dataset) if args.augment else None}
+    if args.augment and args.model != "cnn":
+        _fail("fnn train: --augment crops and flips images: it needs --model cnn (the mlp sees flat vectors)", 2)
     for name, key in (("--epochs", "epochs"), ("--batch-size", "batch_size")):
         if cfg[key] < 1:
             _fail(f"fnn train: {name} must be >= 1, got {cfg[key]}", 2)
@@ -149,6 +129,9 @@ def _settings(args) -> dict:
         _fail(f"fnn train: --patience must be >= 1 (epochs without improvement), got {args.patience}", 2)
     if not (math.isfinite(cfg["lr"]) and cfg["lr"] > 0):
         _fail(f"fnn train: --lr must be > 0 and finite, got {cfg['lr']}", 2)
+    if args.devices is not None:
+        data_mesh_for(args.devices, cfg["batch_size"])   # checked before any data is loaded
+        cfg["devices"] = args.devices
     return cfg
 
 
@@ -176,6 +159,7 @@ def _prepare_out(out, cfg, args):
                       f"--resume, replace it with --overwrite, or choose another --out", 1)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
             shutil.rmtree(os.path.join(out, "model"), ignore_errors=True)
+            shutil.rmtree(os.path.join(out, "tensorboard"), ignore_errors=True)
             for name in ("config.json", "results.json", "history.json", "curves.png"):
                 if os.path.exists(os.path.join(out, name)):
                     os.unlink(os.path.join(out, name))
@@ -184,7 +168,8 @@ def _prepare_out(out, cfg, args):
         _fail(f"fnn train: nothing to resume in {out!r}: expected the checkpoints of an earlier run in "
               f"{ckpt_dir!r}; start a new run without --resume", 1)
     if saved is not None:
-        diffs = [f"{k} (saved {saved.get(k)!r}, now {cfg[k]!r})" for k in SAME_ON_RESUME if saved.get(k) != cfg[k]]
+        diffs = [f"{k} (saved {saved.get(k)!r}, now {cfg[k]!r})" for k in SAME_ON_RESUME
+                 if saved.get(k, _BEFORE.get(k)) != cfg[k]]
         if diffs:
             _fail(f"fnn train: --resume with other settings than the run in {out!r}: " + "; ".join(diffs)
                   + "; repeat the run's options, or start a new run in another --out", 1)
@@ -200,7 +185,10 @@ def run(args) -> int:
     """Run ``fnn train`` with parsed arguments; returns the exit status (user mistakes raise CommandError)."""
     cfg = _settings(args)
     out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}")
-    _prepare_out(out, cfg, args)
+    if not args.find_lr:
+        _prepare_out(out, cfg, args)
+    elif os.path.exists(out) and not os.path.isdir(out):
+        _fail(f"fnn train: --out {out!r} is a file; expected a folder (it is created if missing)", 2)
     try:
         train, val, test, norm = _load(args.dataset, args.model, args.seed, args.data_dir)
     except (OSError, ValueError) as e:
@@ -218,8 +206,9 @@ def _train(args, cfg, out, train, val, test, norm) -> int:
     import jax
 
     from fnn import losses, optimizers
+    from fnn.cli.run_files import find_lr_command
     from fnn.debug.plots import plot_history
-    from fnn.train import callbacks, checkpoint, evaluate, fit
+    from fnn.train import TensorBoard, callbacks, checkpoint, evaluate, fit, precision, saved_runs
     epochs, batch_size, lr = cfg["epochs"], cfg["batch_size"], cfg["lr"]
     rate = lr
     if cfg["schedule"] == "cosine":
@@ -228,23 +217,36 @@ def _train(args, cfg, out, train, val, test, norm) -> int:
         optimizer = optimizers.from_name(cfg["optimizer"], rate)
     except ValueError as e:
         _fail(f"fnn train: --optimizer: {str(e).removeprefix('from_name: ')}", 2)
-    model = build_model(args.model, cfg["hidden"], 10)
+    spec = saved_runs.model_spec(args.model, cfg["hidden"], 10, input_shape(args.dataset, args.model),
+                                 cfg["augment"])
+    model = saved_runs.build_from_spec(spec)
+    apply = model.apply
+    if cfg["precision"] == "bfloat16":
+        apply = precision.mixed_precision(model.apply, jax.numpy.bfloat16)
     init_key, train_key = jax.random.split(jax.random.key(args.seed))
     _, params = model.init(init_key, (-1,) + train[0].shape[1:])
     loss = losses.softmax_cross_entropy_with_integer_labels
-    config = dict(cfg, **{"train/val/test": [len(train[0]), len(val[0]), len(test[0])]})
+    if args.find_lr:
+        found = find_lr_command(apply, params, cfg["optimizer"], loss, train, batch_size, args.seed, out)
+        print(f"fnn train --find-lr: suggested learning rate {found['suggested']:.3g} (the smoothed loss's minimum "
+              f"/ 10; {found['steps_taken']} of {found['steps']} steps from {found['min_lr']:g} to "
+              f"{found['max_lr']:g}); wrote lr_finder.png and lr_finder.json to {out}")
+        return 0
+    mesh = data_mesh_for(args.devices, batch_size)
+    config = dict(cfg, **{"train/val/test": [len(train[0]), len(val[0]), len(test[0])], "model_spec": spec})
     print(f"fnn train: {json.dumps(config)}; writing to {out}")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     stopper = callbacks.EarlyStopping("val_accuracy", patience=args.patience or epochs + 1, restore_best=True)
+    extra = [TensorBoard(os.path.join(out, "tensorboard"))] if args.tensorboard else []
     t0 = time.perf_counter()
-    params, _, history = fit(model.apply, params, optimizer, loss, *train, epochs=epochs, batch_size=batch_size,
-                             key=train_key, validation=val, callbacks=[stopper], learning_rate=rate,
+    params, _, history = fit(apply, params, optimizer, loss, *train, epochs=epochs, batch_size=batch_size,
+                             key=train_key, validation=val, callbacks=[*extra, stopper], learning_rate=rate,
                              epoch_mode=args.epoch_mode, progress=False if args.no_progress else None,
-                             checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume)
+                             checkpoint_dir=os.path.join(out, "checkpoints"), resume=args.resume, mesh=mesh)
     seconds = time.perf_counter() - t0
-    result = evaluate(model.apply, params, loss, *test)
+    result = evaluate(apply, params, loss, *test)
     history.save(os.path.join(out, "history.json"))
     plot_history(history, os.path.join(out, "curves.png"), title=f"{args.dataset} {args.model}")
     checkpoint.save(os.path.join(out, "model"), stopper.best_epoch or len(history),
@@ -262,23 +264,10 @@ def _train(args, cfg, out, train, val, test, norm) -> int:
 def load_model(out):
     """The model ``fnn train`` kept in ``out``: ``(model, params, prepare)``, ``prepare(X)`` standardising raw
     inputs with the training split's statistics, so that ``model.apply(params, prepare(X))`` gives the logits of
-    the epoch reported in ``results.json``.
+    the epoch reported in ``results.json``. ``fnn.train.load_run`` gives the same and more (the apply function in
+    the run's precision, the config).
     """
-    import jax.numpy as jnp
-
-    from fnn.train import checkpoint
-    with open(os.path.join(out, "config.json")) as f:
-        config = json.load(f)
-    saved = checkpoint.restore(os.path.join(out, "model"))
-    shape = (8, 8, 1) if config["dataset"] == "digits" else (28, 28, 1)
-    model = build_model(config["model"], config["hidden"], 10, None if config["model"] == "mlp" else shape)
-    params = jax_tree_to_arrays(saved["params"])
-    norm = saved["norm"]
-    return model, params, lambda X: jnp.asarray(_standardise((X, None), norm)[0])
-
-
-def jax_tree_to_arrays(tree):
-    """NumPy leaves to JAX arrays (a restored tree's containers are kept)."""
-    import jax
-    import jax.numpy as jnp
-    return jax.tree.map(jnp.asarray, tree)
+    from fnn.train import saved_runs
+    run = saved_runs.load_run(out)
+    model = saved_runs.build_from_spec(saved_runs.spec_of(run.config))
+    return model, run.params, run.prepare

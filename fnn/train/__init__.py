@@ -52,6 +52,11 @@ from fnn.train.callbacks import (
     History, Callback, EarlyStopping, CSVLogger, format_epoch_line, copy_tree,
 )
 
+# --- TensorBoard event files from fit (fnn/train/tensorboard.py; imports tensorboardX on first use) -----------------
+from fnn.train.tensorboard import (
+    TensorBoard,
+)
+
 # --- data parallelism over devices and hosts (fnn/train/distributed.py) ---------------------------------------------
 from fnn.train.distributed import (
     data_mesh, replicate, shard_batch, batch_sharding, replicated_sharding, check_batch_size, describe,
@@ -88,11 +93,21 @@ from fnn.train.lr_finder import (
     LRFinderResult, find_lr, plot_lr_finder,
 )
 
+# --- saved runs: the model a run kept, rebuilt and ready to call (fnn/train/saved_runs.py) -------------------------
+from fnn.train.saved_runs import (
+    Run, load_run,
+)
+
 # --- the modules themselves (``fnn.train.<module>``) ----------------------------------------------------------------
 from fnn.train import (
     engine, evaluation, loop, minimization, batched, ensembles, sweeps, averaging, callbacks,
     checkpoint, distributed, precision, selection, transfer, adversarial, truncated, lr_finder,
 )
+from fnn.train import saved_runs
+from fnn.train import tensorboard
+# --- data larger than memory: sources of batches for fit, prefetched (fnn/train/sources.py)
+from fnn.train.sources import ArraySource, BatchSource, prefetch_to_device
+from fnn.train import sources
 
 __all__ = [
     "TrainState", "make_train_step", "make_epoch", "make_loop_epoch", "make_epoch_runner", "epoch_means",
@@ -111,4 +126,7 @@ __all__ = [
     "transfer", "adversarial", "truncated", "lr_finder",
     "TBPTTResult", "tbptt", "make_tbptt", "window_loss", "run_steps", "check_windows", "bits_per_character",
     "LRFinderResult", "find_lr", "plot_lr_finder",
+    "Run", "load_run", "saved_runs",
+    "TensorBoard", "tensorboard",
+    "ArraySource", "BatchSource", "prefetch_to_device", "sources",
 ]
