@@ -39,7 +39,7 @@ from fnn.train.weighting import example_weights, weighted_objective, with_weight
 
 __all__ = ["FitResult", "FitResultWithState", "fit", "check_fit_arguments", "check_validation", "choose_modes",
            "make_fit_epoch", "epoch_record", "non_finite_message", "checkpoint_tree", "resume_from", "check_fit_inputs",
-           "check_opt_state", "warn_full_batch_rule"]
+           "check_opt_state", "warn_full_batch_rule", "with_precision"]
 
 
 class FitResult(NamedTuple):
@@ -95,6 +95,17 @@ def check_fit_inputs(apply, optimizer, key, X, y):
         raise TypeError(f"fit: expected key to be a jax.random key or an int seed, got {type(key).__name__}: "
                         f"{key!r}")
     return apply, optimizer, key, as_array(X), as_array(y)
+
+
+def with_precision(apply, precision: str):
+    """``apply``, or ``mixed_precision(apply, precision)`` for ``"bfloat16"`` / ``"float16"`` (``fit(precision=)``)."""
+    if precision == "float32":
+        return apply
+    if precision not in ("bfloat16", "float16"):
+        raise ValueError(f"fit: precision must be 'float32', 'bfloat16' or 'float16', got {precision!r}; "
+                         f"bfloat16 computes the model in bfloat16 with float32 master weights")
+    from fnn.train.precision import mixed_precision
+    return mixed_precision(apply, jnp.dtype(precision))
 
 
 def warn_full_batch_rule(optimizer, batch_size, n, name="fit"):
@@ -277,7 +288,7 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         opt_state=None, eval_batch_size: int = 1024, checkpoint_dir=None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, overwrite: bool = False,
         print_fn: Callable[[str], None] = print, mesh=None, prefetch: int = 2, sample_weight=None,
-        class_weight=None):
+        class_weight=None, precision: str = "float32"):
     """Train a model with mini-batch gradient steps, compiled; return the trained params, optimizer state, history.
 
     Each epoch ``e`` shuffles on the device with ``fold_in(key, e)`` and runs ``n // batch_size`` steps of
@@ -328,6 +339,9 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
         (c_k = n / (K count_k), scikit-learn's). With either, each batch's loss is the weighted mean
         ``sum_i v_i C_i / sum_i v_i`` with ``v_i = s_i c_(y_i)`` (``fnn.train.weighting``; the loss must take
         ``weights=``, as every ``fnn.losses`` loss does); metrics and validation stay unweighted.
+      precision: ``"float32"``, or ``"bfloat16"`` / ``"float16"``: compute the model in that dtype with float32
+        master parameters and optimizer state (``fnn.train.precision.mixed_precision`` wraps ``apply``, for
+        training and validation alike; no loss scaling, so prefer bfloat16).
       mesh: a 1-D ``jax.sharding.Mesh`` (``fnn.train.distributed.data_mesh()``) for data parallelism: params and
         optimizer state replicated, every batch split over the devices (``batch_size`` must divide by their
         number), gradients and BatchNorm statistics over the global batch; equal to one device up to rounding.
@@ -355,6 +369,7 @@ def fit(apply, params, optimizer, loss, X, y, *, epochs: int, batch_size: int, k
     check_fit_arguments(epochs=epochs, epoch_mode=epoch_mode, scan_unroll=scan_unroll, resume=resume,
                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
     apply, optimizer, key, X, y = check_fit_inputs(apply, optimizer, key, X, y)
+    apply = with_precision(apply, precision)
     source = as_source(X, y, "fit")
     if source is None:
         batch_size = check_data(X, y, batch_size, "fit")
