@@ -75,6 +75,10 @@ def test_evaluate_reproduces_results_and_predict_agrees_with_load_run(run_dir, t
     np.save(tmp_path / "counts.npy", np.rint(Xraw[:5] * 16).astype(np.uint8))   # raw pixel counts 0..16
     status, printed, _ = fnn("predict", str(run_dir), str(tmp_path / "counts.npy"))
     assert status == 0 and printed.split()[1:] == [str(c) for c in logits.argmax(-1)[:5]]
+    np.save(tmp_path / "floats16.npy", Xraw[:5] * 16.0)   # sklearn's digits.data: floats 0..16, not [0, 1]
+    status, _, err = fnn("predict", str(run_dir), str(tmp_path / "floats16.npy"))
+    assert status == 1 and "holds float values from 0 to 16; expected float pixels in [0, 1]" in err
+    assert "divide by 16" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, status, pattern", [

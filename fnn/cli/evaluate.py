@@ -93,6 +93,11 @@ def read_inputs(path, dataset):
         X = X.astype(np.float32) / np.float32(16.0 if dataset == "digits" else 255.0)
     elif X.dtype.kind != "f":
         fail(f"fnn predict: {path!r} holds {X.dtype} values; expected pixel numbers (float or integer)", 1)
+    elif X.size and not (np.nanmin(X) >= -1e-6 and np.nanmax(X) <= 1 + 1e-6):
+        top = 16 if dataset == "digits" else 255
+        fail(f"fnn predict: {path!r} holds float values from {float(np.nanmin(X)):g} to {float(np.nanmax(X)):g}; "
+             f"expected float pixels in [0, 1] (as fnn.data's loaders give) or integer pixel counts 0..{top}; "
+             f"divide by {top} (e.g. sklearn's digits.data / 16) or save the counts as integers", 1)
     return X
 
 
