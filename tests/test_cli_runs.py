@@ -172,3 +172,33 @@ def test_augment_and_tensorboard_switches(tmp_path):
     assert [(e.step, e.value) for e in acc.Scalars("val_accuracy")] == [(1, pytest.approx(val[0], abs=1e-7))]
     status, _, err = fnn("train", "--augment", "--out", str(tmp_path / "mlp"))
     assert status == 2 and "--augment crops and flips images: it needs --model cnn" in err
+
+
+def write_idx(path, images):
+    """An IDX file of uint8 images written by hand (the format: 0, 0, type 0x08, rank, big-endian int32 sizes)."""
+    head = bytes([0, 0, 0x08, images.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
+    path.write_bytes(head + images.astype(np.uint8).tobytes())
+
+
+def test_evaluate_and_predict_as_commands_read_idx_and_show_no_traceback(run_dir, tmp_path):
+    """The commands as a user runs them (separate processes): evaluate's --json equals results.json; predict on an IDX
+    file of raw pixel counts equals load_run's argmax; a user mistake is one line on stderr."""
+    code = "import sys; from fnn.cli import main; sys.exit(main(sys.argv[1:]))"
+
+    def command(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+    proc = command("evaluate", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["accuracy"] == json.loads((run_dir / "results.json").read_text())["test_accuracy"]
+    counts = np.rint(raw_test_split()[0][:20] * 16).reshape(-1, 8, 8)
+    write_idx(tmp_path / "digits-idx3-ubyte", counts)
+    proc = command("predict", str(run_dir), str(tmp_path / "digits-idx3-ubyte"), "--out", str(tmp_path / "p.csv"))
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(run_dir)
+    want = np.asarray(run.apply(run.params, run.prepare(counts / 16.0))).argmax(-1)
+    got = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0].astype(int)
+    np.testing.assert_array_equal(got, want)
+    np.save(tmp_path / "floats16.npy", counts * 1.0)
+    proc = command("predict", str(run_dir), str(tmp_path / "floats16.npy"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
